@@ -18,3 +18,18 @@ export interface Attachment {
   containerId: string;
   ifname: string;
 }
+
+/** What teardown needs: the owner, and the pod addresses when they are still known. */
+export interface MasqRef {
+  network: string;
+  containerId: string;
+  ifname: string;
+  /** Unknown (netns gone, no prevResult): teardown finds the state by its owner instead. */
+  addresses?: Cidr[];
+}
+
+/** The outcome of a CHECK: empty `problems` means present and as planned. */
+export interface MasqCheck {
+  ok: boolean;
+  problems: string[];
+}

@@ -1,0 +1,151 @@
+/**
+ * iptables masquerade backend: applies the plans of iptables-plan.ts.
+ *
+ * Cost on ADD is flat: one `iptables-restore --noflush -w` per family, never a listing.
+ * The restore `-N`s the chain, so on a re-ADD (chain exists) it fails atomically and we
+ * fall back to `-C` for just the POSTROUTING jumps and a restore that flushes the chain by
+ * declaring it and adds only the missing jumps. DEL with known addresses is one restore
+ * (`-D` jumps, `-F`, `-X`); if that fails (state partly gone, or the legacy `-s ip/prefix`
+ * jump form) or the addresses are unknown, it lists POSTROUTING only and deletes what jumps
+ * to the chain.
+ */
+import { findTool, run, tool, type RunResult } from "../exec.js";
+import type { Family } from "../ip.js";
+import {
+  chainRules,
+  commentOf,
+  familiesOf,
+  iptablesFastTeardownPlan,
+  iptablesSetupPlan,
+  iptablesTeardownPlan,
+  jumpRules,
+  jumpsTo,
+  ruleLine,
+} from "./iptables-plan.js";
+import { chainName, containerIdOfComment } from "./names.js";
+import type { Attachment, MasqCheck, MasqRef, MasqTarget } from "./types.js";
+
+export * from "./iptables-plan.js";
+
+const NAMES: Record<Family, { ipt: string; restore: string; save: string }> = {
+  4: { ipt: "iptables", restore: "iptables-restore", save: "iptables-save" },
+  6: { ipt: "ip6tables", restore: "ip6tables-restore", save: "ip6tables-save" },
+};
+
+/** The binary for a family, or undefined when this node has none. */
+function bin(family: Family, which: "ipt" | "restore" | "save"): string | undefined {
+  return findTool(NAMES[family][which]);
+}
+
+function need(family: Family, which: "ipt" | "restore" | "save"): string {
+  return tool(NAMES[family][which]);
+}
+
+export function iptablesAvailable(): boolean {
+  return findTool("iptables") !== undefined;
+}
+
+function restore(family: Family, text: string, allowFailure = false): Promise<RunResult> {
+  return run([need(family, "restore"), "--noflush", "-w"], { stdin: text, allowFailure });
+}
+
+function ipt(family: Family, args: string[], allowFailure = false): Promise<RunResult> {
+  return run([need(family, "ipt"), "-w", "-t", "nat", ...args], { allowFailure });
+}
+
+async function setupFamily(t: MasqTarget, family: Family): Promise<void> {
+  const first = await restore(family, iptablesSetupPlan(t, family), true);
+  if (first.code === 0) return;
+  // Chain already there (re-ADD or leftovers): which of our jumps exist? Flat: -C per jump.
+  const existing: string[] = [];
+  for (const r of jumpRules(t, family)) {
+    const c = await ipt(family, ["-C", r.chain, ...r.args], true);
+    if (c.code === 0) existing.push(ruleLine("-A", r));
+  }
+  await restore(family, iptablesSetupPlan(t, family, { mode: "replace", existingJumps: existing }));
+}
+
+export async function setupIptables(t: MasqTarget): Promise<void> {
+  await Promise.all(familiesOf(t.addresses).map((f) => setupFamily(t, f)));
+}
+
+/** Lists POSTROUTING (never the whole table) and removes everything that jumps to `chain`. */
+async function slowTeardown(family: Family, chain: string): Promise<void> {
+  const [post, own] = await Promise.all([ipt(family, ["-S", "POSTROUTING"]), ipt(family, ["-S", chain], true)]);
+  const jumps = post.stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING ") && jumpsTo(l, chain));
+  const chainExists = own.code === 0;
+  if (jumps.length === 0 && !chainExists) return;
+  await restore(family, iptablesTeardownPlan(jumps, chainExists ? [chain] : []));
+}
+
+export async function teardownIptables(ref: MasqRef): Promise<void> {
+  const chain = chainName(ref.network, ref.containerId);
+  const families: Family[] = ref.addresses ? familiesOf(ref.addresses) : [4, 6];
+  await Promise.all(
+    families
+      .filter((f) => bin(f, "ipt") && bin(f, "restore"))
+      .map(async (f) => {
+        if (ref.addresses) {
+          const fast = await restore(f, iptablesFastTeardownPlan({ ...ref, addresses: ref.addresses }, f), true);
+          if (fast.code === 0) return;
+        }
+        await slowTeardown(f, chain);
+      }),
+  );
+}
+
+/** Flat cost: `-S <chain>` and `-C` of each jump. */
+export async function checkIptables(t: MasqTarget): Promise<MasqCheck> {
+  const chain = chainName(t.network, t.containerId);
+  const problems: string[] = [];
+  for (const f of familiesOf(t.addresses)) {
+    const tag = NAMES[f].ipt;
+    const listed = await ipt(f, ["-S", chain], true);
+    if (listed.code !== 0) {
+      problems.push(`${tag}: chain ${chain} missing in nat`);
+    } else {
+      const have = listed.stdout.split("\n").filter((l) => l.startsWith("-A "));
+      const want = chainRules(t, f).map((r) => ruleLine("-A", r));
+      if (have.join("\n") !== want.join("\n")) problems.push(`${tag}: chain ${chain} differs: want [${want.join("; ")}], have [${have.join("; ")}]`);
+    }
+    for (const r of jumpRules(t, f)) {
+      const c = await ipt(f, ["-C", r.chain, ...r.args], true);
+      if (c.code !== 0) problems.push(`${tag}: missing rule ${ruleLine("-A", r)}`);
+    }
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+/** Owned chains of `network` in a saved nat table: chain -> containerId. */
+export function ownedChains(saved: string, network: string): Map<string, string> {
+  const owned = new Map<string, string>();
+  for (const line of saved.split("\n")) {
+    const m = /^-A (CNI-[0-9a-f]{24}) /.exec(line);
+    if (!m || owned.has(m[1]!)) continue;
+    const comment = commentOf(line);
+    const cid = comment === undefined ? undefined : containerIdOfComment(network, comment);
+    if (cid !== undefined && chainName(network, cid) === m[1]) owned.set(m[1]!, cid);
+  }
+  return owned;
+}
+
+/** GC plan for one saved nat table: undefined when nothing is stale. Pure. */
+export function iptablesGcPlan(saved: string, network: string, keep: readonly Attachment[]): string | undefined {
+  const kept = new Set(keep.map((a) => a.containerId));
+  const stale = [...ownedChains(saved, network)].filter(([, cid]) => !kept.has(cid)).map(([c]) => c);
+  if (stale.length === 0) return undefined;
+  const lines = saved.split("\n");
+  const jumps = lines.filter((l) => l.startsWith("-A POSTROUTING ") && stale.some((c) => jumpsTo(l, c)));
+  return iptablesTeardownPlan(jumps, stale);
+}
+
+/** Removes this network's chains (and their jumps) whose container is not kept. Lists the nat table. */
+export async function gcIptables(network: string, keep: readonly Attachment[]): Promise<void> {
+  for (const f of [4, 6] as const) {
+    const save = bin(f, "save");
+    if (!save || !bin(f, "restore")) continue;
+    const saved = await run([save, "-t", "nat"]);
+    const plan = iptablesGcPlan(saved.stdout, network, keep);
+    if (plan) await restore(f, plan);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * nftables masquerade backend: applies the plans of nftables-plan.ts (the design is
+ * described there). One `nft -f -` per ADD; DEL reads one chain and the pod's map elements
+ * (all flat), then deletes in one transaction; GC lists our table.
+ */
+import { findTool, run, tool, type RunResult } from "../exec.js";
+import { CniCode, CniError } from "../types/errors.js";
+import { formatIp } from "../ip.js";
+import {
+  addressesInChain,
+  jumpTargetOf,
+  NFT_FAMILY,
+  NFT_TABLE,
+  nftBaseChain,
+  nftMap,
+  nftPodChain,
+  nftPodRules,
+  nftSetupPlan,
+  nftTeardownPlan,
+} from "./nftables-plan.js";
+import { networkHash } from "./names.js";
+import type { Attachment, MasqCheck, MasqRef, MasqTarget } from "./types.js";
+
+export * from "./nftables-plan.js";
+
+export function nftAvailable(): boolean {
+  return findTool("nft") !== undefined;
+}
+
+function nft(args: string[], stdin?: string, allowFailure = false): Promise<RunResult> {
+  return run([tool("nft"), ...args], { stdin, allowFailure });
+}
+
+const ENOENT = /No such file or directory/;
+
+function mapOf(network: string, ip: string): string {
+  return nftMap(network, ip.includes(":") ? 6 : 4);
+}
+
+/** The chain a pod address's element jumps to; undefined when there is no element. */
+async function elementTarget(network: string, ip: string): Promise<string | undefined> {
+  const r = await nft(["get", "element", NFT_FAMILY, NFT_TABLE, mapOf(network, ip), `{ ${ip} }`], undefined, true);
+  if (r.code !== 0) {
+    if (ENOENT.test(r.stderr)) return undefined;
+    throw new CniError(CniCode.Internal, `nft get element ${ip} failed: ${r.stderr.trim()}`);
+  }
+  return jumpTargetOf(r.stdout);
+}
+
+export async function setupNftables(t: MasqTarget): Promise<void> {
+  const first = await nft(["-f", "-"], nftSetupPlan(t), true);
+  if (first.code === 0) return;
+  // Most likely a leftover element of another owner for one of our addresses.
+  const chain = nftPodChain(t.network, t.ifname, t.containerId);
+  const ips = t.addresses.map((a) => formatIp(a.ip));
+  const targets = await Promise.all(ips.map((ip) => elementTarget(t.network, ip)));
+  const replace = ips.filter((_, i) => targets[i] !== undefined && targets[i] !== chain);
+  await nft(["-f", "-"], nftSetupPlan(t, replace));
+}
+
+export async function teardownNftables(ref: MasqRef): Promise<void> {
+  if (!nftAvailable()) return;
+  const chain = nftPodChain(ref.network, ref.ifname, ref.containerId);
+  const listed = await nft(["list", "chain", NFT_FAMILY, NFT_TABLE, chain], undefined, true);
+  if (listed.code !== 0) {
+    if (ENOENT.test(listed.stderr)) return; // no table or no chain: nothing of ours here
+    throw new CniError(CniCode.Internal, `nft list chain ${chain} failed: ${listed.stderr.trim()}`);
+  }
+  const ips = [...new Set([...addressesInChain(listed.stdout), ...(ref.addresses ?? []).map((a) => formatIp(a.ip))])];
+  const targets = await Promise.all(ips.map((ip) => elementTarget(ref.network, ip)));
+  const owned = ips.filter((_, i) => targets[i] === chain);
+  await nft(["-f", "-"], nftTeardownPlan(ref.network, owned, [chain]));
+}
+
+/** One spawn when all is well: lists the attachment chain, the base chain and each element. */
+export async function checkNftables(t: MasqTarget): Promise<MasqCheck> {
+  const chain = nftPodChain(t.network, t.ifname, t.containerId);
+  const args = ["list", "chain", NFT_FAMILY, NFT_TABLE, chain, ";", "list", "chain", NFT_FAMILY, NFT_TABLE, nftBaseChain(t.network)];
+  for (const a of t.addresses) args.push(";", "get", "element", NFT_FAMILY, NFT_TABLE, nftMap(t.network, a.ip.family), `{ ${formatIp(a.ip)} }`);
+  const r = await nft(args, undefined, true);
+  const problems: string[] = [];
+  if (r.code !== 0) {
+    problems.push(`nftables: masquerade state of ${chain} incomplete: ${r.stderr.trim().split("\n")[0]}`);
+    return { ok: false, problems };
+  }
+  const podBlock = r.stdout.split(`chain ${chain} {`)[1]?.split("}")[0] ?? "";
+  const have = podBlock.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("comment "));
+  const want = nftPodRules(t);
+  if (have.join("\n") !== want.join("\n")) problems.push(`nftables: chain ${chain} differs: want [${want.join("; ")}], have [${have.join("; ")}]`);
+  for (const m of r.stdout.matchAll(/elements = \{ (\S+) : jump ([\w.-]+)/g)) {
+    if (m[2] !== chain) problems.push(`nftables: element ${m[1]} jumps to ${m[2]}, not ${chain}`);
+  }
+  if (!/ip saddr vmap @/.test(r.stdout)) problems.push(`nftables: base chain ${nftBaseChain(t.network)} has no map lookup`);
+  return { ok: problems.length === 0, problems };
+}
+
+interface NftJson {
+  nftables: Array<{ chain?: { name: string }; map?: { name: string; elem?: Array<[unknown, { jump?: { target: string } }]> } }>;
+}
+
+/** GC plan from `nft -j list table inet tscni_masq`; undefined when nothing is stale. Pure. */
+export function nftGcPlan(listing: NftJson, network: string, keep: readonly Attachment[]): string | undefined {
+  const prefix = `pod-${networkHash(network)}-`;
+  const kept = new Set(keep.map((a) => nftPodChain(network, a.ifname, a.containerId)));
+  const stale = new Set(listing.nftables.flatMap((o) => (o.chain && o.chain.name.startsWith(prefix) && !kept.has(o.chain.name) ? [o.chain.name] : [])));
+  if (stale.size === 0) return undefined;
+  const maps = new Set([nftMap(network, 4), nftMap(network, 6)]);
+  const elements: string[] = [];
+  for (const o of listing.nftables) {
+    if (!o.map || !maps.has(o.map.name)) continue;
+    for (const [key, verdict] of o.map.elem ?? []) {
+      if (typeof key === "string" && verdict?.jump && stale.has(verdict.jump.target)) elements.push(key);
+    }
+  }
+  return nftTeardownPlan(network, elements, [...stale]);
+}
+
+export async function gcNftables(network: string, keep: readonly Attachment[]): Promise<void> {
+  if (!nftAvailable()) return;
+  const r = await nft(["-j", "list", "table", NFT_FAMILY, NFT_TABLE], undefined, true);
+  if (r.code !== 0) {
+    if (ENOENT.test(r.stderr)) return;
+    throw new CniError(CniCode.Internal, `nft list table ${NFT_TABLE} failed: ${r.stderr.trim()}`);
+  }
+  const plan = nftGcPlan(JSON.parse(r.stdout) as NftJson, network, keep);
+  if (plan) await nft(["-f", "-"], plan);
+}
