@@ -20,7 +20,7 @@ import {
   chmodSync, existsSync, linkSync, mkdirSync, rmSync, statSync, writeFileSync,
 } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -28,18 +28,48 @@ const DIST = join(ROOT, "dist");
 const BIN_DIR = join(DIST, "bin");
 const LINK_NAMES = ["host-local", "bridge"];
 
-const { values: opts } = parseArgs({
-  options: {
-    entry: { type: "string", default: "plugins/main.ts" },
-    format: { type: "string", default: "cjs" },
-    "no-compile": { type: "boolean", default: false },
-  },
-});
+const IS_MAIN = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
+const { values: opts } = IS_MAIN
+  ? parseArgs({
+    options: {
+      entry: { type: "string", default: "plugins/main.ts" },
+      format: { type: "string", default: "cjs" },
+      "no-compile": { type: "boolean", default: false },
+    },
+  })
+  : { values: { entry: "plugins/main.ts", format: "cjs", "no-compile": true } };
 if (opts.format !== "cjs" && opts.format !== "esm") die(`--format must be cjs or esm, not ${opts.format}`);
 const format = opts.format;
 const entry = resolve(ROOT, opts.entry);
 const bundlePath = join(DIST, format === "cjs" ? "tscni.cjs" : "tscni.mjs");
 const exePath = join(BIN_DIR, "tscni");
+
+/** esbuild options shared by the real build and scripts/measure-startup.mjs's probes. */
+export function esbuildOptions(fmt) {
+  return {
+    bundle: true,
+    platform: "node", // node: builtins stay external, nothing else does
+    format: fmt,
+    target: "node20",
+    minify: true,
+    logLevel: "warning",
+    // In a CJS bundle import.meta is {}: code relying on it would break silently.
+    logOverride: { "empty-import-meta": "error" },
+  };
+}
+
+/** `bun build` arguments that turn bundle INPUT into the executable OUTFILE. */
+export function bunCompileArgs(input, outfile, fmt, { bytecode = true } = {}) {
+  return [
+    "build", "--compile", ...(bytecode ? ["--bytecode"] : []), "--minify",
+    `--format=${fmt}`,
+    // A CNI plugin must not read .env / bunfig.toml from whatever cwd the runtime gave it
+    // (and skipping them saves a directory walk at start-up).
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+    "--no-compile-autoload-tsconfig", "--no-compile-autoload-package-json",
+    input, "--outfile", outfile,
+  ];
+}
 
 function die(msg) {
   console.error(`build: ${msg}`);
@@ -63,18 +93,11 @@ async function bundle() {
   rmSync(join(DIST, format === "cjs" ? "tscni.mjs" : "tscni.cjs"), { force: true });
   const t0 = performance.now();
   const result = await build({
+    ...esbuildOptions(format),
     entryPoints: [entry],
     outfile: bundlePath,
-    bundle: true,
-    platform: "node", // node: builtins stay external, nothing else does
-    format,
-    target: "node20",
-    minify: true,
     metafile: true,
     banner: { js: "#!/usr/bin/env node" },
-    logLevel: "warning",
-    // In a CJS bundle import.meta is {}: code relying on it would break silently.
-    logOverride: { "empty-import-meta": "error" },
   }).catch((e) => die(/top-level await/i.test(e.message) && format === "cjs"
     ? "top-level await cannot go in the CJS bundle: call main().then(...) instead (or build with --format esm)"
     : "esbuild failed (see above)"));
@@ -118,7 +141,7 @@ function reportInputs(metafile, took) {
  * platform binary from @oven/bun-<platform>/bin/bun over the placeholder
  * node_modules/bun/bin/bun.exe; so look in both places (and $BUN, and PATH).
  */
-function findBun() {
+export function findBun() {
   const arch = process.arch === "arm64" ? "aarch64" : process.arch;
   const candidates = [
     process.env.BUN,
@@ -141,15 +164,7 @@ function compile() {
   const bun = findBun();
   mkdirSync(BIN_DIR, { recursive: true });
   const tmp = `${exePath}.tmp-${process.pid}`;
-  const args = [
-    "build", "--compile", "--bytecode", "--minify",
-    `--format=${format}`,
-    // A CNI plugin must not read .env / bunfig.toml from whatever cwd the runtime gave it
-    // (and skipping them saves the directory walk at start-up).
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-    "--no-compile-autoload-tsconfig", "--no-compile-autoload-package-json",
-    bundlePath, "--outfile", tmp,
-  ];
+  const args = bunCompileArgs(bundlePath, tmp, format);
   const t0 = performance.now();
   const r = spawnSync(bun.path, args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) {
@@ -180,8 +195,10 @@ function smoke() {
   console.log("smoke   CNI_COMMAND=VERSION answered by host-local and bridge");
 }
 
-await bundle();
-if (!opts["no-compile"]) {
-  compile();
-  smoke();
+if (IS_MAIN) {
+  await bundle();
+  if (!opts["no-compile"]) {
+    compile();
+    smoke();
+  }
 }
