@@ -291,8 +291,8 @@ export interface CtEntry {
 }
 
 /** conntrack -L inside a netns, parsed (first src/dst pair = original, second = reply). */
-export function conntrack(ns: string): CtEntry[] {
-  const r = execIn(ns, [tool("conntrack"), "-L"]);
+export function conntrack(ns: string, family: 4 | 6 = 4): CtEntry[] {
+  const r = execIn(ns, [tool("conntrack"), "-L", "-f", family === 4 ? "ipv4" : "ipv6"]);
   if (r.code !== 0) return [];
   return r.stdout
     .split("\n")
@@ -374,13 +374,14 @@ export interface ExternalHost {
  * host 198.51.100.2/24 (and fd51:100::1/2 with v6). It has no route back to pod subnets, so it
  * only answers pods whose traffic is masqueraded.
  */
-export function addExternalHost(node: CniNode, o: { v6?: boolean } = {}): ExternalHost {
+export function addExternalHost(node: CniNode, o: { v6?: boolean; extraAddrs?: readonly string[] } = {}): ExternalHost {
   const ext = createNetns("ext");
   const ip = tool("ip");
   const nodeNs = node.netns.name;
   mustExecIn(nodeNs, [ip, "link", "add", "to-ext", "type", "veth", "peer", "name", "eth0", "netns", ext.name]);
   mustExecIn(nodeNs, [ip, "addr", "add", "198.51.100.1/24", "dev", "to-ext"]);
   mustExecIn(ext.name, [ip, "addr", "add", "198.51.100.2/24", "dev", "eth0"]);
+  for (const a of o.extraAddrs ?? []) mustExecIn(ext.name, [ip, "addr", "add", a, "dev", "eth0", ...(a.includes(":") ? ["nodad"] : [])]);
   if (o.v6 === true) {
     mustExecIn(nodeNs, [ip, "addr", "add", "fd51:100::1/64", "dev", "to-ext", "nodad"]);
     mustExecIn(ext.name, [ip, "addr", "add", "fd51:100::2/64", "dev", "eth0", "nodad"]);
@@ -398,8 +399,9 @@ export function addExternalHost(node: CniNode, o: { v6?: boolean } = {}): Extern
 /** Count packets arriving at a netns from `src` (an nft counter in that netns, which the test owns). */
 export function countArrivals(ns: string, src: string): () => number {
   const fam = src.includes(":") ? "ip6" : "ip";
+  const table = `tscni_probe_${randomBytes(3).toString("hex")}`;
   const script = [
-    `table ${fam} tscni_probe {`,
+    `table ${fam} ${table} {`,
     `  chain input { type filter hook input priority 0; policy accept;`,
     `    ${fam} saddr ${src} counter`,
     `  }`,
@@ -407,7 +409,7 @@ export function countArrivals(ns: string, src: string): () => number {
   ].join("\n");
   mustExecIn(ns, [tool("nft"), "-f", "-"], { input: script });
   return () => {
-    const out = mustExecIn(ns, [tool("nft"), "-j", "list", "table", fam, "tscni_probe"]);
+    const out = mustExecIn(ns, [tool("nft"), "-j", "list", "table", fam, table]);
     const items = (JSON.parse(out) as { nftables: Record<string, unknown>[] }).nftables;
     for (const it of items) {
       const rule = it["rule"] as { expr?: Record<string, unknown>[] } | undefined;
