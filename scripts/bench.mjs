@@ -660,6 +660,7 @@ function buildReport(startedAt) {
   const totalErrors = Object.values(errors).reduce((n, byC) => n + Object.values(byC).reduce((m, a) => m + a.length, 0), 0);
   return {
     version: 1,
+    runId: RUN,
     date: startedAt.toISOString(),
     durationSeconds: round((Date.now() - startedAt.getTime()) / 1000, 1),
     command: `node scripts/bench.mjs${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}`,
