@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// Where do one invocation's milliseconds go? Runs a plugin command under
+//   strace -f --seccomp-bpf -ttt -e trace=execve,clone,clone3,vfork,exit_group,read,write,openat,flock,rename
+// inside a throwaway node netns (tscni-b-…) with N pods already on it, and prints a timeline per
+// run: when the plugin read its stdin (start-up done), each spawned tool (start → exit), the
+// IPAM files, the result write, the exit. Also times the same command without strace.
+//
+//   node scripts/bench/profile.mjs --contender tscni-nftables --pods 20 --runs 5 [--command ADD]
+//   node scripts/bench/profile.mjs --contender reference
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const { values: opt } = parseArgs({
+  options: {
+    contender: { type: "string", default: "tscni-nftables" },
+    pods: { type: "string", default: "20" },
+    runs: { type: "string", default: "5" },
+    command: { type: "string", default: "ADD" },
+    subnet: { type: "string", default: "10.85.0.0/16" },
+    "tscni-dir": { type: "string" },
+    raw: { type: "boolean", default: false },
+  },
+});
+if (process.getuid?.() !== 0) throw new Error("run as root");
+const ref = opt.contender === "reference";
+const dir = ref ? "/usr/lib/cni" : resolve(opt["tscni-dir"] ?? join(REPO, "dist", "bin"));
+const backend = opt.contender.endsWith("nftables") ? "nftables" : "iptables";
+const PODS = Number(opt.pods);
+const RUNS = Number(opt.runs);
+const CMD = opt.command;
+const RUN = randomBytes(2).toString("hex");
+const NODE = `tscni-b-${RUN}-prof`;
+const TMP = mkdtempSync(join(os.tmpdir(), `tscni-b-${RUN}-prof-`));
+const PATHV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const made = [];
+
+function sh(argv, input) {
+  const r = spawnSync(argv[0], argv.slice(1), { input, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+function cleanup() {
+  if (made.length) sh(["ip", "-force", "-batch", "-"], made.map((n) => `netns del ${n}\n`).join(""));
+  made.length = 0;
+  rmSync(TMP, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => process.exit(130));
+
+const conf = (prev) =>
+  JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "tscni-bench",
+    type: "bridge",
+    bridge: "cni0",
+    isGateway: true,
+    ipMasq: true,
+    ipMasqBackend: backend,
+    hairpinMode: false,
+    ipam: { type: "host-local", ranges: [[{ subnet: opt.subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: join(TMP, "data") },
+    ...(prev ? { prevResult: prev } : {}),
+  });
+let seq = 0;
+function pod() {
+  const name = `${NODE}-p${seq++}`;
+  sh(["ip", "netns", "add", name]);
+  made.push(name);
+  return { name, id: createHash("sha256").update(name).digest("hex") };
+}
+function envArgs(cmd, p) {
+  return ["env", "-i", `PATH=${PATHV}`, `CNI_COMMAND=${cmd}`, `CNI_CONTAINERID=${p.id}`, `CNI_NETNS=/var/run/netns/${p.name}`, "CNI_IFNAME=eth0", `CNI_PATH=${dir}`];
+}
+function plugin(cmd, p, prev, wrap = []) {
+  const t0 = process.hrtime.bigint();
+  const r = sh(["ip", "netns", "exec", NODE, ...wrap, ...envArgs(cmd, p), join(dir, "bridge")], conf(prev));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.code !== 0) throw new Error(`${cmd} failed: ${r.stdout} ${r.stderr}`);
+  return { ms, result: r.stdout ? JSON.parse(r.stdout) : null };
+}
+
+/** Parse strace -f -ttt output into a timeline (ms relative to the plugin's execve). */
+function timeline(file) {
+  const lines = readFileSync(file, "utf8").split("\n").filter(Boolean);
+  const ev = [];
+  const procs = new Map(); // pid → {exec, argv, exit}
+  let t0 = null;
+  let root = null;
+  for (const line of lines) {
+    const m = /^(\d+)\s+(\d+\.\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const t = Number(m[2]) * 1000;
+    const rest = m[3];
+    if (rest.startsWith("execve(") && !/= -1/.test(rest)) {
+      const bin = /^execve\("([^"]+)"/.exec(rest)?.[1] ?? "?";
+      if (t0 === null && bin.endsWith("/bridge")) {
+        t0 = t;
+        root = pid;
+      }
+      const args = [...rest.matchAll(/"((?:[^"\\]|\\.)*)"/g)].slice(1, 8).map((x) => x[1]);
+      const prev = procs.get(pid);
+      // env -i execs the plugin: keep only the last execve of a pid
+      procs.set(pid, { pid, exec: t, bin, args: args.slice(1).join(" "), exit: prev?.exit ?? null });
+    } else if (rest.startsWith("+++ exited") || rest.startsWith("exit_group(")) {
+      const p = procs.get(pid) ?? { pid, exec: null, bin: "(thread/fork)", args: "" };
+      if (rest.startsWith("+++") || p.exit === undefined || p.exit === null) p.exit = t;
+      procs.set(pid, p);
+    }
+    if (t0 === null) continue;
+    if (pid === root || procs.get(pid)?.bin?.endsWith("/bridge") || procs.get(pid)?.bin?.endsWith("/host-local")) {
+      if (/^read\(0,/.test(rest)) ev.push([t - t0, pid, "read stdin"]);
+      else if (/^write\(1,/.test(rest)) ev.push([t - t0, pid, "write result"]);
+      else if (/^openat\(.*(\/data\/|lock)/.test(rest) && !/ENOENT/.test(rest)) ev.push([t - t0, pid, rest.slice(0, 110)]);
+      else if (/^(flock|rename)\(/.test(rest)) ev.push([t - t0, pid, rest.slice(0, 110)]);
+      else if (/^exit_group/.test(rest)) ev.push([t - t0, pid, "exit_group"]);
+    }
+  }
+  const spawned = [...procs.values()]
+    .filter((p) => p.exec !== null && t0 !== null && p.exec >= t0 && !p.bin.endsWith("/bridge"))
+    .map((p) => ({ start: p.exec - t0, end: p.exit !== null ? p.exit - t0 : null, what: `${p.bin.split("/").pop()} ${p.args}`.slice(0, 100) }));
+  const total = procs.get(root)?.exit !== undefined ? procs.get(root).exit - t0 : null;
+  // fold runs of read-only opens in the data dir into one line
+  const folded = [];
+  for (const e of ev.sort((a, b) => a[0] - b[0])) {
+    const ro = /^openat\(.*O_RDONLY\|O_CLOEXEC\)/.test(e[2]) && !/lock/.test(e[2]);
+    const last = folded[folded.length - 1];
+    if (ro && last && last.ro && last[1] === e[1]) {
+      last.n++;
+      last.end = e[0];
+      last[2] = `read ${last.n} files in the data dir (until ${e[0].toFixed(1)} ms)`;
+    } else {
+      const x = [e[0], e[1], e[2]];
+      if (ro) Object.assign(x, { ro, n: 1 });
+      folded.push(x);
+    }
+  }
+  return { total, ev: folded, spawned };
+}
+
+try {
+  sh(["ip", "netns", "add", NODE]);
+  made.push(NODE);
+  sh(["ip", "-n", NODE, "link", "set", "lo", "up"]);
+  for (let i = 0; i < PODS; i++) plugin("ADD", pod());
+  const plain = [];
+  for (let i = 0; i < RUNS; i++) {
+    const p = pod();
+    const file = join(TMP, `trace-${i}`);
+    const wrap = ["strace", "-f", "--seccomp-bpf", "-ttt", "-qq", "-e", "trace=execve,exit_group,read,write,openat,flock,rename", "-e", "signal=none", "-s", "60", "-o", file];
+    let prev = null;
+    if (CMD === "ADD") {
+      plugin(CMD, p, null, wrap);
+    } else {
+      prev = plugin("ADD", p).result;
+      plugin(CMD, p, prev, wrap);
+    }
+    const tl = timeline(file);
+    console.log(`\n=== run ${i}: ${opt.contender} ${CMD}, ${PODS} pods — ${tl.total?.toFixed(1)} ms under strace`);
+    for (const [t, pid, what] of tl.ev) console.log(`  ${t.toFixed(1).padStart(7)} ms  [${pid}] ${what}`);
+    for (const s of tl.spawned) console.log(`  ${s.start.toFixed(1).padStart(7)} → ${s.end === null ? "?" : s.end.toFixed(1).padStart(6)} ms  (${s.end === null ? "?" : (s.end - s.start).toFixed(1)} ms) ${s.what}`);
+    if (opt.raw) console.log(readFileSync(file, "utf8"));
+    // the same command without strace, for scale (ip netns exec + env included)
+    const q = pod();
+    if (CMD === "ADD") plain.push(plugin("ADD", q).ms);
+    else plain.push(plugin(CMD, q, plugin("ADD", q).result).ms);
+  }
+  plain.sort((a, b) => a - b);
+  console.log(`\nwithout strace (incl. ip netns exec + env): median ${plain[Math.floor(plain.length / 2)].toFixed(1)} ms of ${plain.map((x) => x.toFixed(1)).join(", ")}`);
+} finally {
+  cleanup();
+}
+if (!existsSync(TMP)) process.exitCode ??= 0;
