@@ -463,6 +463,8 @@ async function roundAddCheckDel(nodes, round, figs) {
       const r = await node.runner.run(pluginJob(node, "VERSION"));
       if (r.code === 0) record(figs.version, node.c, r.ms);
       else recordError(figs.version, node.c, failure(node, "VERSION", r));
+      const t = await node.runner.run({ argv: ["/bin/true"], env: {}, stdin: "" });
+      if (t.code === 0) record("spawnFloor", node.c, t.ms);
     }
   }
 }
@@ -629,7 +631,10 @@ function buildReport(startedAt) {
       { key: "rssDel", title: "peak RSS of one DEL", unit: "MB", goal: "—" },
     );
   }
-  figures.push({ key: "version", title: "VERSION (start-up floor)", unit: "ms", goal: "—" });
+  figures.push(
+    { key: "version", title: "VERSION (start-up floor)", unit: "ms", goal: "—" },
+    { key: "spawnFloor", title: "`/bin/true` from the runner (timing overhead)", unit: "ms", goal: "—" },
+  );
 
   const ref = contenders.find((c) => c.reference);
   for (const fig of figures) {
