@@ -135,7 +135,8 @@ export async function runPlugin(about: string, handlers: Handlers, io: PluginIO)
       } catch {
         asked = undefined;
       }
-      const v = typeof asked === "string" && asked !== "" ? asked : LATEST_VERSION;
+      // Echo the caller's version only when we speak it (the reference answers its own).
+      const v = typeof asked === "string" && isSupported(asked) ? asked : LATEST_VERSION;
       io.stdout(JSON.stringify({ cniVersion: v, supportedVersions: SUPPORTED_VERSIONS }) + "\n");
       return 0;
     }
