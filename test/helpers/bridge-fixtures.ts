@@ -453,3 +453,19 @@ export function kernelHasVlanFiltering(): boolean {
   vlanFilteringCache = r.code === 0;
   return vlanFilteringCache;
 }
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Poll `read` until `done(value)` or the timeout; returns the last value (for asserting). */
+export function eventually<T>(read: () => T, done: (v: T) => boolean, timeoutMs = 5000): T {
+  const end = Date.now() + timeoutMs;
+  let v = read();
+  while (!done(v) && Date.now() < end) {
+    sleepMs(50);
+    v = read();
+  }
+  return v;
+}
+
