@@ -73,13 +73,12 @@ describe("allocate", () => {
     const s = set({ subnet: "10.0.0.0/30" });
     const store = new MemoryStore();
     expect(formatIp(run(s, store, "a").ip)).toBe("10.0.0.2");
-    const err = (() => {
-      try {
-        run(s, store, "b");
-      } catch (e) {
-        return e as CniError;
-      }
-    })();
+    let err: CniError | undefined;
+    try {
+      run(s, store, "b");
+    } catch (e) {
+      err = e as CniError;
+    }
     expect(err?.code).toBe(11);
     expect(err?.message).toMatch(/range set 0: no IP addresses available in 10\.0\.0\.1-10\.0\.0\.2/);
   });
