@@ -6,8 +6,8 @@
  * fall back to `-C` for just the POSTROUTING jumps and a restore that flushes the chain by
  * declaring it and adds only the missing jumps. DEL with known addresses is one restore
  * (`-D` jumps, `-F`, `-X`); if that fails (state partly gone, or the legacy `-s ip/prefix`
- * jump form) or the addresses are unknown, it lists POSTROUTING only and deletes what jumps
- * to the chain.
+ * jump form) or the addresses are unknown, it checks the chain exists (`-S <chain>`; none
+ * means nothing can jump to it), then lists POSTROUTING only and deletes what jumps to it.
  */
 import { findTool, run, tool, type RunResult } from "../exec.js";
 import type { Family } from "../ip.js";
@@ -71,11 +71,11 @@ export async function setupIptables(t: MasqTarget): Promise<void> {
 
 /** Lists POSTROUTING (never the whole table) and removes everything that jumps to `chain`. */
 async function slowTeardown(family: Family, chain: string): Promise<void> {
-  const [post, own] = await Promise.all([ipt(family, ["-S", "POSTROUTING"]), ipt(family, ["-S", chain], true)]);
+  const own = await ipt(family, ["-S", chain], true);
+  if (own.code !== 0) return; // no chain: nothing can jump to it
+  const post = await ipt(family, ["-S", "POSTROUTING"]);
   const jumps = post.stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING ") && jumpsTo(l, chain));
-  const chainExists = own.code === 0;
-  if (jumps.length === 0 && !chainExists) return;
-  await restore(family, iptablesTeardownPlan(jumps, chainExists ? [chain] : []));
+  await restore(family, iptablesTeardownPlan(jumps, [chain]));
 }
 
 export async function teardownIptables(ref: MasqRef): Promise<void> {
@@ -88,6 +88,8 @@ export async function teardownIptables(ref: MasqRef): Promise<void> {
         if (ref.addresses) {
           const fast = await restore(f, iptablesFastTeardownPlan({ ...ref, addresses: ref.addresses }, f), true);
           if (fast.code === 0) return;
+          // No chain means no jump to it can exist either (the kernel refuses dangling jumps).
+          if (fast.stderr.includes(`Chain '${chain}' does not exist`)) return;
         }
         await slowTeardown(f, chain);
       }),

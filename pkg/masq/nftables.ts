@@ -14,6 +14,7 @@ import {
   nftBaseChain,
   nftMap,
   nftPodChain,
+  nftPodPlan,
   nftPodRules,
   nftSetupPlan,
   nftTeardownPlan,
@@ -48,9 +49,9 @@ async function elementTarget(network: string, ip: string): Promise<string | unde
 }
 
 export async function setupNftables(t: MasqTarget): Promise<void> {
-  const first = await nft(["-f", "-"], nftSetupPlan(t), true);
+  const first = await nft(["-f", "-"], nftPodPlan(t), true);
   if (first.code === 0) return;
-  // Most likely a leftover element of another owner for one of our addresses.
+  // First ADD of this network (no table/map), or a leftover element of another owner.
   const chain = nftPodChain(t.network, t.ifname, t.containerId);
   const ips = t.addresses.map((a) => formatIp(a.ip));
   const targets = await Promise.all(ips.map((ip) => elementTarget(t.network, ip)));
@@ -61,14 +62,24 @@ export async function setupNftables(t: MasqTarget): Promise<void> {
 export async function teardownNftables(ref: MasqRef): Promise<void> {
   if (!nftAvailable()) return;
   const chain = nftPodChain(ref.network, ref.ifname, ref.containerId);
-  const listed = await nft(["list", "chain", NFT_FAMILY, NFT_TABLE, chain], undefined, true);
-  if (listed.code !== 0) {
-    if (ENOENT.test(listed.stderr)) return; // no table or no chain: nothing of ours here
+  const known = (ref.addresses ?? []).map((a) => formatIp(a.ip));
+  // One read in the common case: our chain and the elements of the addresses we know.
+  const args = ["list", "chain", NFT_FAMILY, NFT_TABLE, chain];
+  for (const ip of known) args.push(";", "get", "element", NFT_FAMILY, NFT_TABLE, mapOf(ref.network, ip), `{ ${ip} }`);
+  const listed = await nft(args, undefined, true);
+  if (!listed.stdout.includes(`chain ${chain} {`)) {
+    // No table or no chain: nothing of ours (an element cannot jump to a missing chain).
+    if (ENOENT.test(listed.stderr)) return;
     throw new CniError(CniCode.Internal, `nft list chain ${chain} failed: ${listed.stderr.trim()}`);
   }
-  const ips = [...new Set([...addressesInChain(listed.stdout), ...(ref.addresses ?? []).map((a) => formatIp(a.ip))])];
-  const targets = await Promise.all(ips.map((ip) => elementTarget(ref.network, ip)));
-  const owned = ips.filter((_, i) => targets[i] === chain);
+  const ips = [...new Set([...addressesInChain(listed.stdout), ...known])];
+  let owned: string[];
+  if (listed.code === 0 && ips.every((ip) => known.includes(ip))) {
+    owned = [...listed.stdout.matchAll(/elements = \{ (\S+) : jump ([\w.-]+)/g)].filter((m) => m[2] === chain).map((m) => m[1]!);
+  } else {
+    const targets = await Promise.all(ips.map((ip) => elementTarget(ref.network, ip)));
+    owned = ips.filter((_, i) => targets[i] === chain);
+  }
   await nft(["-f", "-"], nftTeardownPlan(ref.network, owned, [chain]));
 }
 
