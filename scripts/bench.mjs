@@ -139,6 +139,7 @@ if (P.rssIterations > 0 && !existsSync("/usr/bin/time")) die("/usr/bin/time not 
 const RUN = randomBytes(2).toString("hex");
 const liveNetns = new Set();
 const liveRunners = new Map(); // pid → child
+const LOADAVG_START = os.loadavg().map((x) => Math.round(x * 100) / 100);
 const HOST_NETNS = readlinkSync("/proc/self/ns/net");
 const TMP = mkdtempSync(join(os.tmpdir(), `${PREFIX}${RUN}-`));
 
@@ -391,6 +392,7 @@ async function fill(node, target) {
     pods[i].result = parseResult(r);
   });
   node.active += count;
+  await sleep(300); // let the kernel settle before samples
   return reply.wallMs;
 }
 
@@ -597,7 +599,8 @@ function machine() {
     nft: ver(["nft", "--version"]),
     reference: `containernetworking-plugins ${dpkg.stdout?.trim() || "?"} (${refDir})`,
     tscni: `${tsDir} @ ${git.stdout?.trim() || "?"}`,
-    loadavg: os.loadavg().map((x) => round(x)),
+    loadavgStart: LOADAVG_START,
+    loadavgEnd: os.loadavg().map((x) => round(x)),
   };
 }
 

@@ -61,7 +61,8 @@ export function markdownTable(report) {
 }
 
 export function machineLine(m) {
-  return `${m.cpu}, ${m.cores} cores, ${Math.round(m.memMB / 1024)} GB RAM, Linux ${m.kernel}, ${m.iptables}, ${m.iproute2}, Node ${m.node}`;
+  const load = m.loadavgStart ? `; load average ${m.loadavgStart[0]} at start, ${m.loadavgEnd?.[0]} at end` : "";
+  return `${m.cpu}, ${m.cores} cores, ${Math.round(m.memMB / 1024)} GB RAM, Linux ${m.kernel}, ${m.iptables}, ${m.iproute2}, ${m.nft}, Node ${m.node}${load}`;
 }
 
 export function markdownReport(report) {
