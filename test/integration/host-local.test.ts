@@ -156,6 +156,20 @@ describe("on-disk compatibility with the Go host-local", () => {
     expect(readFileSync(join(node.dataDir, NET, "last_reserved_ip.1"), "utf8")).toBe("fd44::5");
   });
 
+  it("Go and tscni ADDing at once on one node never share an address (exclusive create arbitrates)", async () => {
+    const node = createCniNode();
+    const conf = ipamConf(node, "1.0.0", { ranges: [[{ subnet: "10.47.0.0/24" }]] });
+    const runs = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        runPluginAsync({ node: node.netns.name, exe: i % 2 ? OURS : GO_HOST_LOCAL, command: "ADD", config: conf, containerId: `m${i}`, netns: "/run/netns/unused", timeoutMs: 60_000 }),
+      ),
+    );
+    for (const r of runs) expect([r.code, r.stderr]).toEqual([0, ""]);
+    const got = runs.map((r) => (r.json as { ips: { address: string }[] }).ips[0]!.address);
+    expect(new Set(got).size).toBe(60);
+    expect(addressFiles(node)).toHaveLength(60);
+  });
+
   it("writes byte-identical files to the Go plugin's", () => {
     const [a, b] = [createCniNode(), createCniNode()];
     expect(hl(a, GO_HOST_LOCAL, "ADD", "same-id", ipamConf(a)).code).toBe(0);
