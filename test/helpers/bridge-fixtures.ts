@@ -157,7 +157,7 @@ export interface Pod {
 }
 
 function describeRun(what: string, r: CniRun): string {
-  return `${what} failed (exit ${r.code}): stdout=${r.stdout.trim()} stderr=${r.stderr.trim().slice(0, 2000)}`;
+  return `${what} failed (exit ${r.code}): stdout=${r.stdout.trim()} stderr=${r.stderr.trim().slice(-1500)}`;
 }
 
 export interface AddOptions extends CallOptions {
