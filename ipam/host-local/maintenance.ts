@@ -1,0 +1,80 @@
+/** host-local GC and STATUS (CNI 1.1). */
+import { accessSync, constants } from "node:fs";
+import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
+import type { Invocation } from "../../pkg/types/netconf.js";
+import { formatIp } from "../../pkg/ip.js";
+import { loadConfig } from "./config.js";
+import { exists, locked, scanned, storeOf } from "./context.js";
+import type { Deps } from "./context.js";
+import { capacity, rangeFor } from "./range-set.js";
+import { DiskStore, heldBy } from "./store.js";
+import type { AttachmentKey } from "./store.js";
+
+/** GC keeps the attachments listed in `cni.dev/valid-attachments` (or `cni.dev/attachments`). */
+export function validAttachments(config: Record<string, unknown>): AttachmentKey[] | undefined {
+  const list = config["cni.dev/valid-attachments"] ?? config["cni.dev/attachments"];
+  if (list === undefined || list === null) return undefined;
+  if (!Array.isArray(list)) throw new ConfigError('"cni.dev/valid-attachments" must be an array');
+  return list.map((a, i) => {
+    const o = a as Record<string, unknown>;
+    if (typeof a !== "object" || a === null || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
+      throw new ConfigError(`"cni.dev/valid-attachments"[${i}] must be {"containerID": string, "ifname": string}`);
+    }
+    return { id: o.containerID, ifname: o.ifname };
+  });
+}
+
+export async function gc(inv: Invocation, deps: Deps): Promise<void> {
+  const valid = validAttachments(inv.config);
+  const store = storeOf(inv);
+  if (valid === undefined) {
+    // Releasing everything because a runtime forgot the list would drop every live pod.
+    deps.log(`GC without "cni.dev/valid-attachments": nothing released in ${store.dir}`);
+    return;
+  }
+  if (!exists(store.dir)) return;
+  await locked(store, deps, () => {
+    const errors: string[] = [];
+    for (const r of scanned(store, deps).reservations) {
+      if (valid.some((k) => heldBy(r, k))) continue;
+      try {
+        store.release(r.ip);
+        deps.log(`GC released ${formatIp(r.ip)} (${r.id}${r.ifname === undefined ? "" : `/${r.ifname}`})`);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    if (errors.length) throw new CniError(CniCode.IoFailure, `GC could not release every stale address in ${store.dir}`, errors.join("; "));
+  });
+}
+
+/** The nearest existing ancestor of `dir` (itself included). */
+function nearestExisting(dir: string): string {
+  let d = dir;
+  while (!exists(d) && d.includes("/") && d !== "/") d = d.slice(0, d.lastIndexOf("/")) || "/";
+  return d;
+}
+
+/**
+ * STATUS: 50 (not available: ADD cannot succeed) when the data directory cannot be
+ * written or a range set has no free address; success otherwise. Nothing is created.
+ */
+export async function status(inv: Invocation, deps: Deps): Promise<void> {
+  const conf = loadConfig(inv.config, "", { requested: false });
+  const store = new DiskStore(conf.dataDir, conf.network);
+  const probe = nearestExisting(store.dir);
+  try {
+    accessSync(probe, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new CniError(CniCode.PluginNotAvailable, `host-local cannot reserve addresses: ${probe} is not writable (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  const { reservations } = scanned(store, deps);
+  conf.rangeSets.forEach((set, i) => {
+    const used = BigInt(reservations.filter((r) => rangeFor(set, r.ip)).length);
+    const cap = capacity(set);
+    if (used >= cap) {
+      throw new CniError(CniCode.PluginNotAvailable, `host-local cannot reserve addresses: range set ${i} has no free address (${used} of ${cap} reserved)`);
+    }
+  });
+}
+
