@@ -1,0 +1,136 @@
+/**
+ * CHECK (spec ≥ 0.4.0): the state prevResult describes is still there — bridge, the
+ * veth pair (peers of each other, host end on the bridge), pod addresses and routes,
+ * the gateway on the bridge, the masquerade — and IPAM agrees. Two `ip -json` reads
+ * (host, pod) and the masquerade check run in parallel. Only a configured promiscMode
+ * is checked (tcpdump's promiscuity is not a failure); L2 mode has nothing to route.
+ */
+import { formatCidr, parseCidr, subnetOf } from "../../pkg/ip.js";
+import { line, parseFailedLines, parseJsonStream, runBatch, type IpLink, type IpRoute } from "../../pkg/iproute2.js";
+import { ipamCall, resolveIpam } from "../../pkg/ipam.js";
+import { checkMasq, detectBackend } from "../../pkg/masq/index.js";
+import { requireNetns } from "../../pkg/netns.js";
+import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
+import type { Invocation } from "../../pkg/types/netconf.js";
+import type { Result } from "../../pkg/types/result.js";
+import { parseBridgeConfig, type BridgeConfig } from "./config.js";
+import type { StepLog } from "./log.js";
+import { addressesOf, interfaceRoles, prevResultOf, type Roles } from "./prev-result.js";
+
+/** Runs show lines with -force; returns one entry per line (undefined where the line failed). */
+async function show(lines: string[], netns?: string): Promise<(unknown[] | undefined)[]> {
+  const r = await runBatch(lines, { json: true, details: true, force: true, ...(netns ? { netns } : {}) });
+  const failed = new Set(parseFailedLines(r.stderr));
+  const blocks = parseJsonStream(r.stdout);
+  let k = 0;
+  return lines.map((_, i) => (failed.has(i + 1) ? undefined : blocks[k++]));
+}
+
+export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
+  const conf = parseBridgeConfig(inv);
+  requireNetns(inv.netns);
+  const prev = prevResultOf(inv.config);
+  if (!prev) throw new ConfigError("CHECK needs a prevResult");
+  const roles = interfaceRoles(prev, conf.bridge, inv.ifname, inv.netns);
+  const gwDev = conf.vlan > 0 ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
+  const expectGateways = conf.isGateway ? gatewaysOf(prev) : [];
+
+  // `addr show` only: after a `link show`, ip 6.1's batch drops addr_info.
+  const hostLines = [line("addr", "show", "dev", conf.bridge), line("addr", "show", "dev", roles.hostVeth?.name ?? conf.bridge)];
+  if (expectGateways.length && gwDev !== conf.bridge) hostLines.push(line("addr", "show", "dev", gwDev));
+  const hasV4 = (prev.ips ?? []).some((i) => !i.address.includes(":")) || (prev.routes ?? []).some((r) => !r.dst.includes(":"));
+  const hasV6 = (prev.ips ?? []).some((i) => i.address.includes(":")) || (prev.routes ?? []).some((r) => r.dst.includes(":"));
+  const podLines = [line("addr", "show", "dev", inv.ifname), line("route", "show", "table", "all"), line("route", "show", "table", "all", "root", "::/0")];
+
+  const problems: string[] = [];
+  const podView = log.step("pod", async () => {
+    const [addr, r4, r6] = await show(podLines, inv.netns);
+    const routes = { 4: hasV4 ? ((r4 ?? []) as IpRoute[]) : [], 6: hasV6 ? ((r6 ?? []) as IpRoute[]) : [] };
+    return [addr?.[0] as IpLink | undefined, routes] as const;
+  });
+  const tasks: Promise<unknown>[] = [
+    log.step("host", async () => {
+      const [br, veth, vlanGw] = await show(hostLines);
+      const pod = (await podView)[0];
+      checkLinks(conf, roles, br?.[0] as IpLink | undefined, roles.hostVeth ? (veth?.[0] as IpLink | undefined) : undefined, pod, problems);
+      if (expectGateways.length) {
+        const addrs = gwDev !== conf.bridge ? vlanGw : br;
+        const have = new Set(((addrs?.[0] as IpLink | undefined)?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+        for (const g of expectGateways) if (!have.has(g)) problems.push(`gateway ${g} is not on ${gwDev}`);
+      }
+    }),
+  ];
+  tasks.push(
+    podView.then(([pod, routes]) => {
+      if (pod) checkPodAddressing(prev, pod, routes, problems);
+    }),
+  );
+  const addresses = addressesOf(prev);
+  if (conf.ipMasq && addresses) {
+    tasks.push(
+      log.step("masq", async () => {
+        const c = await checkMasq(conf.ipMasqBackend ?? detectBackend(), { network: conf.name, containerId: inv.containerId, ifname: inv.ifname, addresses, nonMasqueradeCidrs: conf.nonMasqueradeCidrs });
+        problems.push(...c.problems);
+      }),
+    );
+  }
+  if (conf.ipam) {
+    const type = conf.ipam.type;
+    tasks.push(log.step("ipam", () => ipamCall(resolveIpam(type, inv), "CHECK", inv)));
+  }
+  const settled = await Promise.allSettled(tasks);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  if (problems.length) throw new CniError(CniCode.Internal, `CHECK failed: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`, problems.join("\n"));
+}
+
+function gatewaysOf(prev: Result): string[] {
+  const out: string[] = [];
+  for (const ip of prev.ips ?? []) {
+    const a = parseCidr(ip.address);
+    if (a && ip.gateway) out.push(`${ip.gateway}/${a.prefix}`);
+  }
+  return [...new Set(out)];
+}
+
+function checkLinks(conf: BridgeConfig, roles: Roles, br: IpLink | undefined, veth: IpLink | undefined, pod: IpLink | undefined, problems: string[]): void {
+  if (!roles.bridge) problems.push(`bridge ${conf.bridge} is not in prevResult`);
+  if (!br) problems.push(`bridge ${conf.bridge} not found`);
+  else {
+    if (br.linkinfo?.info_kind !== "bridge") problems.push(`${conf.bridge} is not a bridge`);
+    if (roles.bridge?.mac && br.address !== roles.bridge.mac) problems.push(`bridge ${conf.bridge} MAC is ${br.address}, prevResult says ${roles.bridge.mac}`);
+    if (conf.promiscMode && !(br.flags ?? []).includes("PROMISC")) problems.push(`bridge ${conf.bridge} is not in promiscuous mode`);
+  }
+  if (!roles.pod) problems.push(`no interface ${JSON.stringify(roles.pod)} with the sandbox of CNI_NETNS in prevResult`);
+  if (!pod) problems.push(`interface not found in the pod`);
+  else {
+    if (pod.linkinfo?.info_kind !== "veth") problems.push(`pod interface ${pod.ifname} is not a veth`);
+    if (roles.pod?.mac && pod.address !== roles.pod.mac) problems.push(`pod interface MAC is ${pod.address}, prevResult says ${roles.pod.mac}`);
+  }
+  if (!roles.hostVeth || !veth) problems.push(`the host end of the veth${roles.hostVeth ? ` ${roles.hostVeth.name}` : ""} was not found`);
+  else {
+    if (veth.linkinfo?.info_kind !== "veth") problems.push(`${veth.ifname} is not a veth`);
+    if (veth.master !== conf.bridge) problems.push(`${veth.ifname} is not attached to ${conf.bridge}`);
+    if (roles.hostVeth.mac && veth.address !== roles.hostVeth.mac) problems.push(`${veth.ifname} MAC is ${veth.address}, prevResult says ${roles.hostVeth.mac}`);
+    if (pod && (pod.link_index !== veth.ifindex || veth.link_index !== pod.ifindex)) problems.push(`${veth.ifname} and the pod interface are not peers`);
+  }
+}
+
+function routeKey(dst: string): string {
+  if (dst === "default") return "default";
+  const c = parseCidr(dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`);
+  if (!c) return dst;
+  return c.prefix === 0 ? "default" : formatCidr(subnetOf(c));
+}
+
+function checkPodAddressing(prev: Result, pod: IpLink, routes: Record<4 | 6, IpRoute[]>, problems: string[]): void {
+  const have = new Set((pod.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  for (const ip of prev.ips ?? []) {
+    const a = parseCidr(ip.address);
+    if (a && !have.has(`${formatCidr(a)}`) && !have.has(ip.address)) problems.push(`address ${ip.address} is not on ${pod.ifname}`);
+  }
+  for (const r of prev.routes ?? []) {
+    const key = routeKey(r.dst);
+    const found = routes[r.dst.includes(":") ? 6 : 4].some((x) => routeKey(x.dst) === key && (!r.gw || x.gateway === r.gw));
+    if (!found) problems.push(`route to ${r.dst}${r.gw ? ` via ${r.gw}` : ""} is missing in the pod`);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * MAC spoof check (macspoofchk), in the reference's nftables layout so either
+ * implementation removes the other's: table `bridge nat`, base chain PREROUTING
+ * (filter hook, priority -300), per attachment `cni-br-iface-<cid>-<ifname>` and
+ * `…-mac`, every rule commented `macspoofchk-<cid>-<ifname>`. Setup is one
+ * transaction (declare, flush, fill); teardown lists the table once.
+ */
+import { run, tool } from "../../pkg/exec.js";
+
+export function spoofId(containerId: string, ifname: string): string {
+  return `${containerId}-${ifname}`;
+}
+
+function q(s: string): string {
+  return `"${s.replace(/["\\]/g, "")}"`;
+}
+
+export function spoofSetupPlan(id: string, hostVeth: string, podMac: string): string {
+  const iface = `cni-br-iface-${id}`;
+  const mac = `${iface}-mac`;
+  const c = `comment ${q(`macspoofchk-${id}`)}`;
+  return [
+    "add table bridge nat",
+    "add chain bridge nat PREROUTING { type filter hook prerouting priority -300; policy accept; }",
+    `add chain bridge nat ${q(iface)}`,
+    `add chain bridge nat ${q(mac)}`,
+    `flush chain bridge nat ${q(iface)}`,
+    `flush chain bridge nat ${q(mac)}`,
+    `add rule bridge nat PREROUTING iifname ${q(hostVeth)} jump ${q(iface)} ${c}`,
+    `add rule bridge nat ${q(iface)} jump ${q(mac)} ${c}`,
+    `add rule bridge nat ${q(mac)} ether saddr ${podMac} return ${c}`,
+    `add rule bridge nat ${q(mac)} drop ${c}`,
+    "",
+  ].join("\n");
+}
+
+/** From `nft -a list table bridge nat`: the delete transaction for `id`, or undefined when nothing is left. */
+export function spoofTeardownPlan(listing: string, id: string): string | undefined {
+  const iface = `cni-br-iface-${id}`;
+  const mac = `${iface}-mac`;
+  const comment = `comment "macspoofchk-${id}"`;
+  const out: string[] = [];
+  let chain = "";
+  const chains = new Set<string>();
+  for (const raw of listing.split("\n")) {
+    const l = raw.trim();
+    const m = /^chain (\S+) \{/.exec(l);
+    if (m) {
+      chain = m[1]!.replace(/^"|"$/g, "");
+      chains.add(chain);
+      continue;
+    }
+    const h = / # handle (\d+)$/.exec(l);
+    if (chain === "PREROUTING" && h && l.includes(comment)) out.push(`delete rule bridge nat PREROUTING handle ${h[1]}`);
+  }
+  if (chains.has(iface)) out.push(`delete chain bridge nat ${q(iface)}`);
+  if (chains.has(mac)) out.push(`delete chain bridge nat ${q(mac)}`);
+  return out.length ? out.join("\n") + "\n" : undefined;
+}
+
+export async function setupSpoofcheck(id: string, hostVeth: string, podMac: string): Promise<void> {
+  await run([tool("nft"), "-f", "-"], { stdin: spoofSetupPlan(id, hostVeth, podMac) });
+}
+
+export async function teardownSpoofcheck(id: string): Promise<void> {
+  const nft = tool("nft");
+  const listed = await run([nft, "-a", "list", "table", "bridge", "nat"], { allowFailure: true });
+  if (listed.code !== 0) return;
+  const plan = spoofTeardownPlan(listed.stdout, id);
+  if (plan) await run([nft, "-f", "-"], { stdin: plan });
+}
