@@ -189,10 +189,17 @@ const builtins = await compileProbe("node-builtins",
   "if (process.env.TSCNI_PROBE_PRINT) console.log(readFileSync, spawnSync);\n");
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 const deps = Object.keys(pkg.dependencies ?? {});
+// Which dependencies does the shipped bundle actually contain? (dist/meta.json, from the build)
+const metaPath = join(ROOT, "dist", "meta.json");
+const bundled = existsSync(metaPath)
+  ? new Set(Object.keys(JSON.parse(readFileSync(metaPath, "utf8")).inputs)
+    .map((p) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(p)?.[1]).filter(Boolean))
+  : undefined;
 const depProbes = [];
 for (const dep of deps) {
+  const note = bundled && !bundled.has(dep) ? " (not in the bundle: costs nothing today)" : "";
   depProbes.push({
-    label: `node:fs + node:child_process + \`${dep}\``,
+    label: `node:fs + node:child_process + \`${dep}\`${note}`,
     exe: await compileProbe(`dep-${dep.replace(/\W/g, "_")}`,
       'import { readFileSync } from "node:fs";\nimport { spawnSync } from "node:child_process";\n' +
       importProbe(dep) + "if (process.env.TSCNI_PROBE_PRINT) console.log(readFileSync, spawnSync);\n"),
