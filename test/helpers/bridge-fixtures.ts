@@ -320,8 +320,17 @@ export function pingEventually(fromNs: string, addr: string, tries = 3): boolean
   return false;
 }
 
-/** Everything of the node netns a failed ADD must leave unchanged. */
-export function nodeSnapshot(node: CniNode): Record<string, unknown> {
+export interface SnapshotOptions {
+  /**
+   * "tree": every file under the data dir (a failed validation must not even touch IPAM);
+   * "reservations": only the IP files (a failure after IPAM ran may leave host-local's lock
+   * and last_reserved_ip cursor behind, as the reference does, but no reservation).
+   */
+  readonly data?: "tree" | "reservations";
+}
+
+/** Everything of the node netns a failed ADD must leave unchanged (link-local IPv6 aside: it appears asynchronously). */
+export function nodeSnapshot(node: CniNode, o: SnapshotOptions = {}): Record<string, unknown> {
   const ns = node.netns.name;
   const linkState = links(ns).map((l) => ({
     ifname: l.ifname,
@@ -331,17 +340,21 @@ export function nodeSnapshot(node: CniNode): Record<string, unknown> {
     flags: l.flags,
     address: l.address,
   }));
-  const addrState = addrs(ns).map((l) => ({ ifname: l.ifname, addrs: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`) }));
+  const addrState = addrs(ns).map((l) => ({
+    ifname: l.ifname,
+    addrs: l.addr_info.filter((a) => !a.local.startsWith("fe80:")).map((a) => `${a.local}/${a.prefixlen}`),
+  }));
+  const notLinkLocal = (r: { dst: string }): boolean => !r.dst.startsWith("fe80:");
   return {
     links: linkState,
     addrs: addrState,
     routes4: routes(ns, { family: 4, table: "all" }),
-    routes6: routes(ns, { family: 6, table: "all" }),
+    routes6: routes(ns, { family: 6, table: "all" }).filter(notLinkLocal),
     nat4: natRules(ns),
     nat6: natRules(ns, true),
     nft: nftText(ns),
     ipForward: procSys(ns, "net.ipv4.ip_forward"),
-    data: existsSync(node.dataDir) ? listTree(node.dataDir) : [],
+    data: o.data === "reservations" ? allReservations(node.dataDir).sort() : existsSync(node.dataDir) ? listTree(node.dataDir) : [],
   };
 }
 

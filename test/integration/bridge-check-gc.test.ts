@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createCniNode } from "../helpers/cni.js";
-import type { CniNode } from "../helpers/cni.js";
+import type { CniNode, CniRun } from "../helpers/cni.js";
 import { tool } from "../helpers/exec.js";
 import { createPodNetns, mustExecIn } from "../helpers/netns.js";
 import { autoCleanup } from "../helpers/vitest.js";
@@ -29,7 +29,7 @@ import type { Pod } from "../helpers/bridge-fixtures.js";
 
 autoCleanup();
 
-function check(node: CniNode, pod: Pod, conf: object = pod.conf): { code: number; stdout: string; stderr: string } {
+function check(node: CniNode, pod: Pod, conf: object = pod.conf): CniRun {
   return callBridge(node, "CHECK", { ...conf, prevResult: pod.result }, { containerId: pod.containerId, netns: pod.netns.path });
 }
 

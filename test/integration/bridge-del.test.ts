@@ -166,10 +166,10 @@ describe("ADD again", () => {
     const node = createCniNode();
     const conf = netConf(node);
     const pod = addPod(node, conf);
-    const before = nodeSnapshot(node);
+    const before = nodeSnapshot(node, { data: "reservations" });
     const r = callBridge(node, "ADD", conf, { containerId: pod.containerId, netns: pod.netns.path });
     expectCniError(r, undefined);
-    if (!IS_REFERENCE) expect(nodeSnapshot(node)).toEqual(before);
+    if (!IS_REFERENCE) expect(nodeSnapshot(node, { data: "reservations" })).toEqual(before);
     expect(reservations(node.dataDir)).toEqual([podIp(pod)]);
     expect(cniNatLines(node.netns.name).some((l) => l.includes(`-s ${podIp(pod)}/32`))).toBe(true);
     expectOk(callBridge(node, "CHECK", { ...conf, prevResult: pod.result }, { containerId: pod.containerId, netns: pod.netns.path }));
@@ -185,12 +185,12 @@ describe("rollback when a late step fails", () => {
     itOurs(`${backend}: the node is exactly as before, the pod has no interface`, () => {
       const node = createCniNode();
       addPod(node, netConf(node, { extra: { ipMasqBackend: backend } })); // bridge and gateway exist already
-      const before = nodeSnapshot(node);
+      const before = nodeSnapshot(node, { data: "reservations" });
       const pod = createPodNetns();
       const conf = netConf(node, { routes: badRoutes, extra: { ipMasqBackend: backend } });
       const r = callBridge(node, "ADD", conf, { containerId: "late-failure", netns: pod.path });
       expectCniError(r, undefined);
-      expect(nodeSnapshot(node)).toEqual(before);
+      expect(nodeSnapshot(node, { data: "reservations" })).toEqual(before);
       expect(linkIn(pod.name, "eth0")).toBeUndefined();
     });
   }

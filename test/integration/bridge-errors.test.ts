@@ -40,6 +40,8 @@ interface Case {
   readonly refNoChange: boolean;
   /** Only tscni has this check at all (a key the reference ignores). */
   readonly oursOnly?: boolean;
+  /** The failure comes after IPAM ran: only reservations must be unchanged, not host-local's cursor. */
+  readonly afterIpam?: boolean;
 }
 
 const CASES: readonly Case[] = [
@@ -66,6 +68,7 @@ const CASES: readonly Case[] = [
     prepare: (p) => mustExecIn(p.name, [tool("ip"), "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"]),
     codes: [4, 7, 999],
     refNoChange: false,
+    afterIpam: true,
   },
   { name: "nonMasqueradeCIDRs entry is not a CIDR", conf: (_n, b) => ({ ...b, nonMasqueradeCIDRs: ["10.200.0.0/99"] }), codes: [7], refNoChange: true, oursOnly: true },
   { name: "unknown ipMasqBackend", conf: (_n, b) => ({ ...b, ipMasqBackend: "pf" }), codes: [7], refNoChange: true, oursOnly: true },
@@ -89,13 +92,14 @@ describe("bad input on ADD", () => {
       const pod = createPodNetns();
       const base = netConf(node);
       c.prepare?.(pod, node);
-      const before = nodeSnapshot(node);
+      const snap = { data: c.afterIpam === true ? ("reservations" as const) : ("tree" as const) };
+      const before = nodeSnapshot(node, snap);
       const podBefore = podLinks(pod);
       const opts: CallOptions = { containerId: "bad-input", netns: pod.path, ifname: "eth0", ...c.call?.(pod, node) };
       const r = callBridge(node, "ADD", c.conf === undefined ? base : c.conf(node, base), opts);
       expectCniError(r, IS_REFERENCE ? c.refCodes : c.codes);
       if (!IS_REFERENCE || c.refNoChange) {
-        expect(nodeSnapshot(node)).toEqual(before);
+        expect(nodeSnapshot(node, snap)).toEqual(before);
         expect(podLinks(pod)).toEqual(podBefore);
       }
     });

@@ -133,6 +133,15 @@ describe("link options", () => {
     expect(linkIn(pod.netns.name, "eth0")?.mtu).toBe(1400);
   });
 
+  itOurs("veth: one tx and one rx queue on both ends", () => {
+    const node = createCniNode();
+    const pod = addPod(node, netConf(node, { ipMasq: false }));
+    for (const l of [hostVethOf(node, pod), linkIn(pod.netns.name, "eth0")]) {
+      expect(l?.["num_tx_queues"]).toBe(1);
+      expect(l?.["num_rx_queues"]).toBe(1);
+    }
+  });
+
   it("default mtu is 1500 everywhere", () => {
     const node = createCniNode();
     const pod = addPod(node, netConf(node, { ipMasq: false }));
@@ -190,24 +199,24 @@ const hasVlan = kernelHasVlanFiltering();
 describe("vlan on a kernel without vlan filtering", () => {
   it.skipIf(hasVlan)("vlan 100 fails with a CNI error and changes nothing on the node", () => {
     const node = createCniNode();
-    const before = nodeSnapshot(node);
+    const before = nodeSnapshot(node, { data: "reservations" });
     const r = callBridge(node, "ADD", netConf(node, { ipMasq: false, extra: { vlan: 100 } }), {
       containerId: "novlan",
       netns: createPodNetns().path,
     });
     expectCniError(r, undefined);
-    expect(nodeSnapshot(node)).toEqual(before);
+    expect(nodeSnapshot(node, { data: "reservations" })).toEqual(before);
   });
 
   it.skipIf(hasVlan || IS_REFERENCE)("vlanTrunk fails with a CNI error and changes nothing on the node", () => {
     const node = createCniNode();
-    const before = nodeSnapshot(node);
+    const before = nodeSnapshot(node, { data: "reservations" });
     const r = callBridge(node, "ADD", netConf(node, { ipMasq: false, extra: { vlanTrunk: [{ id: 200 }] } }), {
       containerId: "novlan",
       netns: createPodNetns().path,
     });
     expectCniError(r, undefined);
-    expect(nodeSnapshot(node)).toEqual(before);
+    expect(nodeSnapshot(node, { data: "reservations" })).toEqual(before);
   });
 });
 
