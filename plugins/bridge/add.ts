@@ -15,12 +15,12 @@ import { CniCode, CniError, ConfigError, asCniError } from "../../pkg/types/erro
 import type { Invocation } from "../../pkg/types/netconf.js";
 import type { CniInterface, Result } from "../../pkg/types/result.js";
 import { UndoStack } from "../../pkg/undo.js";
-import { applyPodOrThrow, applyVlan, deleteAddrs, deleteHostLink } from "./apply.js";
+import { applyPodOrThrow, applyVlan, deleteAddrs, deleteHostLink, replaceAddrs } from "./apply.js";
 import { parseBridgeConfig, type BridgeConfig } from "./config.js";
 import { computeAddressing, type Addressing } from "./gateways.js";
 import type { StepLog } from "./log.js";
 import { linkFacts, observeHost, operstate, randomMac, randomVethName, type HostView } from "./observe.js";
-import { planHost, planVlan, type HostPlanInput, type ShowKind } from "./plan-host.js";
+import { planGateway, planLinks, planVlan, type LinksPlanInput, type ShowKind } from "./plan-host.js";
 import { planPod } from "./plan-pod.js";
 import { setupSpoofcheck, spoofId, teardownSpoofcheck } from "./spoofcheck.js";
 
@@ -70,6 +70,27 @@ export async function cmdAdd(inv: Invocation, log: StepLog): Promise<Result> {
 
 async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: StepLog): Promise<Result> {
   const { conf, view } = p;
+  const br = linkFacts(view, conf.bridge);
+  const hostVeth = randomVethName(view.links);
+  const podMac = conf.mac ?? randomMac();
+  const links: LinksPlanInput = {
+    conf,
+    ifname: inv.ifname,
+    netnsPath: inv.netns,
+    hostVeth,
+    hostMac: randomMac(),
+    podMac,
+    alias: ownerAlias(conf.name, inv.containerId, inv.ifname),
+    bridgeExists: br.exists,
+    bridgeMac: randomMac(),
+    ...(br.exists && conf.isGateway && br.mac && br.macPinned === false ? { pinBridgeMac: br.mac } : {}),
+  };
+
+  // Links first: a taken CNI_IFNAME fails here, before IPAM hands out or releases anything.
+  const bridgeLink = await log.step("host", () => applyLinks(links, undo));
+  if (bridgeLink.linkinfo && bridgeLink.linkinfo.info_kind !== "bridge") {
+    throw new CniError(CniCode.Internal, `"${conf.bridge}" already exists but is not a bridge (it is a ${bridgeLink.linkinfo.info_kind ?? "device of unknown kind"})`);
+  }
 
   let addressing: Addressing = { ips: [], routes: [], addresses: [], gateways: [] };
   let dns = conf.dns;
@@ -82,40 +103,26 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
     dns ??= res.dns;
   }
 
-  const br = linkFacts(view, conf.bridge);
-  const hostVeth = randomVethName(view.links);
-  const podMac = conf.mac ?? randomMac();
-  const vlanName = `${conf.bridge}.${conf.vlan}`;
-  const input: HostPlanInput = {
-    conf,
-    ifname: inv.ifname,
-    netnsPath: inv.netns,
-    hostVeth,
-    hostMac: randomMac(),
-    podMac,
-    alias: ownerAlias(conf.name, inv.containerId, inv.ifname),
-    bridgeExists: br.exists,
-    bridgeMac: randomMac(),
-    ...(br.exists && conf.isGateway && br.mac && br.macPinned === false ? { pinBridgeMac: br.mac } : {}),
-    gateways: addressing.gateways,
-    ...(conf.vlan > 0 && addressing.gateways.length > 0
-      ? { vlanGateway: { name: vlanName, exists: view.links.has(vlanName), peer: randomVethName(new Set([...view.links, hostVeth])), mac: randomMac(), peerMac: randomMac() } }
-      : {}),
-  };
-
-  const blocks = await log.step("host", () => applyHost(input, undo));
-  const bridgeLink = blocks.get("bridge")?.[0] as IpLink | undefined;
-  if (!bridgeLink) throw new CniError(CniCode.Internal, `bridge "${conf.bridge}" not found after creating it`);
-  if (bridgeLink.linkinfo && bridgeLink.linkinfo.info_kind !== "bridge") {
-    throw new CniError(CniCode.Internal, `"${conf.bridge}" already exists but is not a bridge (it is a ${bridgeLink.linkinfo.info_kind ?? "device of unknown kind"})`);
-  }
-  const gwDev = input.vlanGateway ? input.vlanGateway.name : conf.bridge;
-  if (addressing.gateways.length > 0) {
-    const before = ((blocks.get("gateway-addrs-before")?.[0] as IpLink | undefined)?.addr_info ?? []) as IpAddrInfo[];
-    await log.step("gateway", () => reconcileGateway(conf, gwDev, addressing.gateways, before, undo));
-  }
-
   await log.step("host-sysctl", () => hostSysctls(conf, addressing.gateways));
+
+  const vlanName = `${conf.bridge}.${conf.vlan}`;
+  const vlanGateway =
+    conf.vlan > 0 && addressing.gateways.length > 0
+      ? { name: vlanName, exists: view.links.has(vlanName), peer: randomVethName(new Set([...view.links, hostVeth])), mac: randomMac(), peerMac: randomMac() }
+      : undefined;
+  const gwDev = vlanGateway ? vlanGateway.name : conf.bridge;
+  let vlanLink: IpLink | undefined;
+  const gateway = addressing.gateways.length
+    ? log.step("gateway", async () => {
+        const gwPlan = planGateway({ conf, gateways: addressing.gateways, ...(vlanGateway ? { vlanGateway } : {}) });
+        const r = await runBatch(gwPlan.lines, { json: true, details: true });
+        if (!r.ok) throw new BatchFailedError(`putting the gateway on ${gwDev} failed`, r, gwPlan.lines);
+        const blocks = showBlocks(gwPlan.shows, r.stdout);
+        vlanLink = blocks.get("vlan-gateway")?.[0] as IpLink | undefined;
+        const before = ((blocks.get("gateway-addrs-before")?.[0] as IpLink | undefined)?.addr_info ?? []) as IpAddrInfo[];
+        await reconcileGateway(conf, gwDev, addressing.gateways, before, undo);
+      })
+    : Promise.resolve();
 
   const podPlan = planPod({
     ifname: inv.ifname,
@@ -125,9 +132,8 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
     enabledad: conf.enabledad,
     linkDown: conf.disableContainerInterface,
   });
-  const tasks: Promise<unknown>[] = [
-    log.step("pod", async () => log.note(await applyPodOrThrow(inv.netns, podPlan))),
-  ];
+  const tasks: Promise<unknown>[] = [gateway];
+  if (podPlan.lines.length) tasks.push(log.step("pod", async () => log.note(await applyPodOrThrow(inv.netns, podPlan))));
   if (conf.ipMasq && addressing.addresses.length > 0) {
     const backend = conf.ipMasqBackend ?? detectBackend();
     const target = { network: conf.name, containerId: inv.containerId, ifname: inv.ifname, addresses: addressing.addresses, nonMasqueradeCidrs: conf.nonMasqueradeCidrs };
@@ -141,8 +147,9 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
   }
   if (conf.vlan > 0 || conf.vlanTrunk.length > 0) {
     const pvid = Number(bridgeLink.linkinfo?.info_data?.vlan_default_pvid ?? 1);
-    const ports = [hostVeth, ...(input.vlanGateway && !input.vlanGateway.exists ? [input.vlanGateway.peer] : [])];
-    tasks.push(log.step("vlan", () => applyVlan(planVlan(conf, ports, pvid))));
+    const ports = [hostVeth, ...(vlanGateway && !vlanGateway.exists ? [vlanGateway.peer] : [])];
+    // The VLAN gateway's peer is created by the gateway batch.
+    tasks.push(gateway.then(() => log.step("vlan", () => applyVlan(planVlan(conf, ports, pvid)))));
   }
   await settleAll(tasks);
 
@@ -150,10 +157,9 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
 
   const interfaces: CniInterface[] = [
     { name: conf.bridge, mac: bridgeLink.address ?? "" },
-    { name: hostVeth, mac: input.hostMac },
+    { name: hostVeth, mac: links.hostMac },
     { name: inv.ifname, mac: podMac, sandbox: inv.netns },
   ];
-  const vlanLink = blocks.get("vlan-gateway")?.[0] as IpLink | undefined;
   if (vlanLink) interfaces.push({ name: vlanLink.ifname, mac: vlanLink.address ?? "" });
   const result: Result = { cniVersion: "1.1.0", interfaces };
   if (p.ipam) {
@@ -164,14 +170,21 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
   return result;
 }
 
-/** Runs the host batch; retries once without the bridge creation when another ADD created it first. */
-async function applyHost(input: HostPlanInput, undo: UndoStack): Promise<Map<ShowKind, unknown[]>> {
-  let plan = planHost(input);
+function showBlocks(shows: readonly ShowKind[], stdout: string): Map<ShowKind, unknown[]> {
+  const shown = parseJsonStream(stdout);
+  const blocks = new Map<ShowKind, unknown[]>();
+  shows.forEach((kind, i) => blocks.set(kind, shown[i] ?? []));
+  return blocks;
+}
+
+/** Runs the links batch; retries once without the bridge creation when another ADD created it first. */
+async function applyLinks(input: LinksPlanInput, undo: UndoStack): Promise<IpLink> {
+  let plan = planLinks(input);
   let r = await runBatch(plan.lines, { json: true, details: true });
   const vethMade = (): void => undo.push(`veth ${input.hostVeth}`, () => deleteHostLink(input.hostVeth));
   if (!r.ok && r.failedLine !== undefined && r.failedLine === plan.bridgeAddLine && isExists(r.stderr)) {
     vethMade();
-    plan = planHost({ ...input, bridgeExists: true, vethCreated: true });
+    plan = planLinks({ ...input, bridgeExists: true, vethCreated: true });
     r = await runBatch(plan.lines, { json: true, details: true });
     if (!r.ok) throw new BatchFailedError("setting up the host side failed", r, plan.lines);
   } else if (!r.ok) {
@@ -184,10 +197,9 @@ async function applyHost(input: HostPlanInput, undo: UndoStack): Promise<Map<Sho
   } else if (plan.vethLine !== undefined) {
     vethMade();
   }
-  const shown = parseJsonStream(r.stdout);
-  const blocks = new Map<ShowKind, unknown[]>();
-  plan.shows.forEach((kind, i) => blocks.set(kind, shown[i] ?? []));
-  return blocks;
+  const bridge = showBlocks(plan.shows, r.stdout).get("bridge")?.[0] as IpLink | undefined;
+  if (!bridge) throw new CniError(CniCode.Internal, `bridge "${input.conf.bridge}" not found after creating it`);
+  return bridge;
 }
 
 /**
@@ -209,7 +221,8 @@ async function reconcileGateway(conf: BridgeConfig, dev: string, gateways: reado
   }
   if (conflicts.length === 0) return;
   if (conf.forceAddress) {
-    await deleteAddrs(dev, conflicts);
+    // Deleting a primary address takes its secondaries along: put ours back after.
+    await replaceAddrs(dev, conflicts, gateways);
     return;
   }
   const added = gateways.map(formatCidr).filter((g) => !before.some((a) => `${a.local}/${a.prefixlen}` === g));

@@ -3,6 +3,7 @@
  * CniError naming the failing line. Nothing here decides anything.
  */
 import { run, tool } from "../../pkg/exec.js";
+import { formatCidr, type Cidr } from "../../pkg/ip.js";
 import { BatchFailedError, ipArgv, isNoDevice, line, runBatch, type BatchResult } from "../../pkg/iproute2.js";
 import { podScript, type PodPlan } from "./plan-pod.js";
 
@@ -40,4 +41,14 @@ export async function deleteAddrs(dev: string, cidrs: readonly string[]): Promis
   const lines = cidrs.map((c) => line("addr", "del", c, "dev", dev));
   const r = await run(ipArgv(), { stdin: lines.join("\n") + "\n", allowFailure: true });
   if (r.code !== 0) throw new Error(`removing ${cidrs.join(", ")} from ${dev} failed: ${r.stderr.trim()}`);
+}
+
+/** forceAddress: removes the conflicting addresses, then (re)adds the gateways, in one batch. */
+export async function replaceAddrs(dev: string, remove: readonly string[], gateways: readonly Cidr[]): Promise<void> {
+  const lines = [
+    ...remove.map((c) => line("addr", "del", c, "dev", dev)),
+    ...gateways.map((g) => line("addr", "replace", formatCidr(g), "dev", dev, ...(g.ip.family === 6 ? ["nodad"] : []))),
+  ];
+  const r = await runBatch(lines);
+  if (!r.ok) throw new BatchFailedError(`replacing the addresses of ${dev} failed`, r, lines);
 }

@@ -1,16 +1,20 @@
 /**
- * The host side of an ADD as `ip -batch` lines, a pure function of (config, what was
- * observed, the names and MACs chosen). Order matters: the veth comes first, so an
- * interface already named CNI_IFNAME in the pod fails the batch before anything else
- * changed; then the bridge (created only when it was absent), the port, the gateway.
+ * The host side of an ADD as `ip -batch` lines, pure functions of (config, what was
+ * observed, the names and MACs chosen). Two batches:
+ *  - links, before IPAM: the veth first, so an interface already named CNI_IFNAME in
+ *    the pod fails before anything changed (and before IPAM could hand out or release
+ *    anything); then the bridge (created only when absent), the port; then a show of
+ *    the bridge (its kind and MAC);
+ *  - gateway, after IPAM, in parallel with the pod side: the gateway address(es) on the
+ *    bridge (or its VLAN interface), with a show of the addresses it had before.
  * Show lines print JSON blocks in the order they appear; `shows` says which is which.
  */
 import { formatCidr, type Cidr } from "../../pkg/ip.js";
 import { line } from "../../pkg/iproute2.js";
 import type { BridgeConfig } from "./config.js";
 
-export interface HostPlanInput {
-  conf: Pick<BridgeConfig, "bridge" | "mtu" | "promiscMode" | "hairpinMode" | "portIsolation" | "vlan" | "vlanTrunk" | "enabledad">;
+export interface LinksPlanInput {
+  conf: Pick<BridgeConfig, "bridge" | "mtu" | "promiscMode" | "hairpinMode" | "portIsolation" | "vlan" | "vlanTrunk">;
   ifname: string;
   netnsPath: string;
   hostVeth: string;
@@ -25,27 +29,25 @@ export interface HostPlanInput {
   pinBridgeMac?: string;
   /** Skip the veth line (a retry after a lost race to create the bridge). */
   vethCreated?: boolean;
-  /** Gateway addresses for the bridge (or its VLAN interface). */
-  gateways: readonly Cidr[];
-  /** With vlan and a gateway: the VLAN gateway interface and whether it exists. */
-  vlanGateway?: { name: string; exists: boolean; peer: string; mac: string; peerMac: string };
 }
 
 export type ShowKind = "gateway-addrs-before" | "bridge" | "vlan-gateway";
 
-export interface HostPlan {
+export interface BatchPlan {
   lines: string[];
   /** The kind of each JSON block printed, in order. */
   shows: ShowKind[];
+}
+
+export interface LinksPlan extends BatchPlan {
   /** 1-based line numbers of the steps whose failure means something specific. */
   vethLine: number | undefined;
   bridgeAddLine: number | undefined;
 }
 
-export function planHost(p: HostPlanInput): HostPlan {
+export function planLinks(p: LinksPlanInput): LinksPlan {
   const { conf } = p;
   const lines: string[] = [];
-  const shows: ShowKind[] = [];
   const mtu = conf.mtu > 0 ? ["mtu", conf.mtu] : [];
   const queues = ["numtxqueues", 1, "numrxqueues", 1];
   let vethLine: number | undefined;
@@ -67,9 +69,26 @@ export function planHost(p: HostPlanInput): HostPlan {
   if (conf.hairpinMode || conf.portIsolation) {
     lines.push(line("link", "set", "dev", p.hostVeth, "type", "bridge_slave", ...(conf.hairpinMode ? ["hairpin", "on"] : []), ...(conf.portIsolation ? ["isolated", "on"] : [])));
   }
+  // `addr show` prints the link too; after a `link show`, ip 6.1's batch drops addr_info.
+  lines.push(line("addr", "show", "dev", conf.bridge));
+  return { lines, shows: ["bridge"], vethLine, bridgeAddLine };
+}
 
+export interface GatewayPlanInput {
+  conf: Pick<BridgeConfig, "bridge" | "mtu">;
+  gateways: readonly Cidr[];
+  /** With vlan: the VLAN gateway interface and whether it exists. */
+  vlanGateway?: { name: string; exists: boolean; peer: string; mac: string; peerMac: string };
+}
+
+export function planGateway(p: GatewayPlanInput): BatchPlan {
+  const { conf } = p;
+  const lines: string[] = [];
+  const shows: ShowKind[] = [];
+  if (p.gateways.length === 0) return { lines, shows };
+  const mtu = conf.mtu > 0 ? ["mtu", conf.mtu] : [];
   let target = conf.bridge;
-  if (p.gateways.length > 0 && p.vlanGateway) {
+  if (p.vlanGateway) {
     const v = p.vlanGateway;
     target = v.name;
     if (!v.exists) {
@@ -78,22 +97,17 @@ export function planHost(p: HostPlanInput): HostPlan {
     }
     lines.push(line("link", "set", "dev", v.name, "up"));
   }
-  if (p.gateways.length > 0) {
-    lines.push(line("addr", "show", "dev", target));
-    shows.push("gateway-addrs-before");
-    for (const gw of p.gateways) {
-      const nodad = gw.ip.family === 6 ? ["nodad"] : [];
-      lines.push(line("addr", "replace", formatCidr(gw), "dev", target, ...nodad));
-    }
+  lines.push(line("addr", "show", "dev", target));
+  shows.push("gateway-addrs-before");
+  for (const gw of p.gateways) {
+    const nodad = gw.ip.family === 6 ? ["nodad"] : [];
+    lines.push(line("addr", "replace", formatCidr(gw), "dev", target, ...nodad));
   }
-  // `addr show` prints the link too; after a `link show`, ip 6.1's batch drops addr_info.
-  lines.push(line("addr", "show", "dev", conf.bridge));
-  shows.push("bridge");
-  if (p.gateways.length > 0 && p.vlanGateway) {
+  if (p.vlanGateway) {
     lines.push(line("addr", "show", "dev", p.vlanGateway.name));
     shows.push("vlan-gateway");
   }
-  return { lines, shows, vethLine, bridgeAddLine };
+  return { lines, shows };
 }
 
 /** "10-12" style ranges for `bridge vlan add vid`. */

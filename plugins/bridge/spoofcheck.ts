@@ -11,8 +11,9 @@ export function spoofId(containerId: string, ifname: string): string {
   return `${containerId}-${ifname}`;
 }
 
+/** nft takes chain names in rules only unquoted; quote the odd name elsewhere. */
 function q(s: string): string {
-  return `"${s.replace(/["\\]/g, "")}"`;
+  return /^[a-zA-Z_][a-zA-Z0-9/_.-]*$/.test(s) ? s : `"${s.replace(/["\\]/g, "")}"`;
 }
 
 export function spoofSetupPlan(id: string, hostVeth: string, podMac: string): string {
@@ -26,7 +27,7 @@ export function spoofSetupPlan(id: string, hostVeth: string, podMac: string): st
     `add chain bridge nat ${q(mac)}`,
     `flush chain bridge nat ${q(iface)}`,
     `flush chain bridge nat ${q(mac)}`,
-    `add rule bridge nat PREROUTING iifname ${q(hostVeth)} jump ${q(iface)} ${c}`,
+    `add rule bridge nat PREROUTING iifname "${hostVeth}" jump ${q(iface)} ${c}`,
     `add rule bridge nat ${q(iface)} jump ${q(mac)} ${c}`,
     `add rule bridge nat ${q(mac)} ether saddr ${podMac} return ${c}`,
     `add rule bridge nat ${q(mac)} drop ${c}`,

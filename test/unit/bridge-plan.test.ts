@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseCidr } from "../../pkg/ip.js";
 import { parseBridgeConfig } from "../../plugins/bridge/config.js";
 import { computeAddressing } from "../../plugins/bridge/gateways.js";
-import { planHost, planVlan, vlanRanges } from "../../plugins/bridge/plan-host.js";
+import { planGateway, planLinks, planVlan, vlanRanges } from "../../plugins/bridge/plan-host.js";
 import { planPod, podScript } from "../../plugins/bridge/plan-pod.js";
 import { spoofSetupPlan, spoofTeardownPlan } from "../../plugins/bridge/spoofcheck.js";
 import { interfaceRoles } from "../../plugins/bridge/prev-result.js";
@@ -48,30 +48,25 @@ describe("computeAddressing", () => {
   });
 });
 
-describe("planHost (golden)", () => {
-  it("new bridge with gateway", () => {
-    const p = planHost({ ...base, conf: config({ isGateway: true }), bridgeExists: false, gateways: [parseCidr("10.85.0.1/16")!] });
+describe("planLinks / planGateway (golden)", () => {
+  it("new bridge: veth first, then the bridge, the port, a show of the bridge", () => {
+    const p = planLinks({ ...base, conf: config({ isGateway: true }), bridgeExists: false });
     expect(p.lines).toEqual([
       "link add veth01234567 address 02:00:00:00:00:01 numtxqueues 1 numrxqueues 1 type veth peer name eth0 address 02:00:00:00:00:02 numtxqueues 1 numrxqueues 1 netns /run/netns/pod",
       "link add cni0 address 02:00:00:00:00:03 type bridge",
       "link set dev cni0 up",
       "link set dev veth01234567 alias tscni:net:eth0:c1 master cni0 up",
       "addr show dev cni0",
-      "addr replace 10.85.0.1/16 dev cni0",
-      "addr show dev cni0",
     ]);
-    expect(p.shows).toEqual(["gateway-addrs-before", "bridge"]);
+    expect(p.shows).toEqual(["bridge"]);
     expect(p.vethLine).toBe(1);
     expect(p.bridgeAddLine).toBe(2);
+    const g = planGateway({ conf: config({ isGateway: true }), gateways: [parseCidr("10.85.0.1/16")!] });
+    expect(g.lines).toEqual(["addr show dev cni0", "addr replace 10.85.0.1/16 dev cni0"]);
+    expect(g.shows).toEqual(["gateway-addrs-before"]);
   });
-  it("existing bridge, mtu, hairpin, isolation, promisc, IPv6 gateway without DAD", () => {
-    const p = planHost({
-      ...base,
-      conf: config({ mtu: 1400, hairpinMode: true, portIsolation: true, isGateway: true }),
-      bridgeExists: true,
-      pinBridgeMac: "02:aa:00:00:00:01",
-      gateways: [parseCidr("fd00::1/64")!],
-    });
+  it("existing bridge, mtu, hairpin, isolation; IPv6 gateway without DAD", () => {
+    const p = planLinks({ ...base, conf: config({ mtu: 1400, hairpinMode: true, portIsolation: true, isGateway: true }), bridgeExists: true, pinBridgeMac: "02:aa:00:00:00:01" });
     expect(p.lines).toEqual([
       "link add veth01234567 address 02:00:00:00:00:01 mtu 1400 numtxqueues 1 numrxqueues 1 type veth peer name eth0 address 02:00:00:00:00:02 mtu 1400 numtxqueues 1 numrxqueues 1 netns /run/netns/pod",
       "link set dev cni0 address 02:aa:00:00:00:01",
@@ -79,28 +74,34 @@ describe("planHost (golden)", () => {
       "link set dev veth01234567 alias tscni:net:eth0:c1 master cni0 up",
       "link set dev veth01234567 type bridge_slave hairpin on isolated on",
       "addr show dev cni0",
-      "addr replace fd00::1/64 dev cni0 nodad",
-      "addr show dev cni0",
     ]);
     expect(p.bridgeAddLine).toBeUndefined();
+    expect(planGateway({ conf: config(), gateways: [parseCidr("fd00::1/64")!] }).lines).toEqual(["addr show dev cni0", "addr replace fd00::1/64 dev cni0 nodad"]);
   });
   it("retry after a lost race skips the veth", () => {
-    const p = planHost({ ...base, conf: config({ promiscMode: true }), bridgeExists: true, vethCreated: true, gateways: [] });
+    const p = planLinks({ ...base, conf: config({ promiscMode: true }), bridgeExists: true, vethCreated: true });
     expect(p.lines).toEqual(["link set dev cni0 promisc on up", "link set dev veth01234567 alias tscni:net:eth0:c1 master cni0 up", "addr show dev cni0"]);
     expect(p.vethLine).toBeUndefined();
   });
+  it("no gateway, no gateway batch", () => {
+    expect(planGateway({ conf: config(), gateways: [] }).lines).toEqual([]);
+  });
   it("VLAN gateway interface", () => {
-    const p = planHost({
-      ...base,
+    expect(planLinks({ ...base, conf: config({ vlan: 10, isGateway: true }), bridgeExists: false }).lines).toContain("link add cni0 address 02:00:00:00:00:03 type bridge vlan_filtering 1");
+    const g = planGateway({
       conf: config({ vlan: 10, isGateway: true }),
-      bridgeExists: false,
       gateways: [parseCidr("10.85.0.1/16")!],
       vlanGateway: { name: "cni0.10", exists: false, peer: "veth89abcdef", mac: "02:00:00:00:00:04", peerMac: "02:00:00:00:00:05" },
     });
-    expect(p.lines).toContain("link add cni0 address 02:00:00:00:00:03 type bridge vlan_filtering 1");
-    expect(p.lines).toContain("link add cni0.10 address 02:00:00:00:00:04 type veth peer name veth89abcdef address 02:00:00:00:00:05");
-    expect(p.lines).toContain("addr replace 10.85.0.1/16 dev cni0.10");
-    expect(p.shows).toEqual(["gateway-addrs-before", "bridge", "vlan-gateway"]);
+    expect(g.lines).toEqual([
+      "link add cni0.10 address 02:00:00:00:00:04 type veth peer name veth89abcdef address 02:00:00:00:00:05",
+      "link set dev veth89abcdef master cni0 up",
+      "link set dev cni0.10 up",
+      "addr show dev cni0.10",
+      "addr replace 10.85.0.1/16 dev cni0.10",
+      "addr show dev cni0.10",
+    ]);
+    expect(g.shows).toEqual(["gateway-addrs-before", "vlan-gateway"]);
   });
 });
 
@@ -163,8 +164,8 @@ describe("planPod (golden)", () => {
 describe("spoof check", () => {
   it("setup is one transaction in the reference layout", () => {
     const t = spoofSetupPlan("c1-eth0", "veth01234567", "02:00:00:00:00:02");
-    expect(t).toContain('add rule bridge nat PREROUTING iifname "veth01234567" jump "cni-br-iface-c1-eth0" comment "macspoofchk-c1-eth0"');
-    expect(t).toContain('add rule bridge nat "cni-br-iface-c1-eth0-mac" ether saddr 02:00:00:00:00:02 return comment "macspoofchk-c1-eth0"');
+    expect(t).toContain('add rule bridge nat PREROUTING iifname "veth01234567" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0"');
+    expect(t).toContain('add rule bridge nat cni-br-iface-c1-eth0-mac ether saddr 02:00:00:00:00:02 return comment "macspoofchk-c1-eth0"');
   });
   it("teardown deletes by handle and both chains", () => {
     const listing = `table bridge nat {
@@ -179,7 +180,7 @@ describe("spoof check", () => {
 \t}
 }`;
     expect(spoofTeardownPlan(listing, "c1-eth0")).toBe(
-      'delete rule bridge nat PREROUTING handle 5\ndelete chain bridge nat "cni-br-iface-c1-eth0"\ndelete chain bridge nat "cni-br-iface-c1-eth0-mac"\n',
+      'delete rule bridge nat PREROUTING handle 5\ndelete chain bridge nat cni-br-iface-c1-eth0\ndelete chain bridge nat cni-br-iface-c1-eth0-mac\n',
     );
     expect(spoofTeardownPlan(listing, "c3-eth0")).toBeUndefined();
   });
