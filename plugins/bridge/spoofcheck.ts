@@ -19,7 +19,7 @@ function q(s: string): string {
 export function spoofSetupPlan(id: string, hostVeth: string, podMac: string): string {
   const iface = `cni-br-iface-${id}`;
   const mac = `${iface}-mac`;
-  const c = `comment ${q(`macspoofchk-${id}`)}`;
+  const c = `comment "macspoofchk-${id.replace(/["\\]/g, "")}"`;
   return [
     "add table bridge nat",
     "add chain bridge nat PREROUTING { type filter hook prerouting priority -300; policy accept; }",
