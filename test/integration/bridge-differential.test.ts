@@ -44,10 +44,8 @@ function normaliser(): (v: unknown) => unknown {
 }
 
 function linkState(ns: string): unknown[] {
-  // In creation order (ifindex): veth names are random, so sorting by name would not be stable.
-  return [...links(ns)]
-    .sort((a, b) => a.ifindex - b.ifindex)
-    .map((l) => ({
+  // Unsorted: veth names are random; runSide sorts after normalising them.
+  return links(ns).map((l) => ({
       ifname: l.ifname,
       kind: l.linkinfo?.info_kind,
       master: l.master,
@@ -150,10 +148,13 @@ function runSide(exe: string, cniPath: string, s: Scenario): { results: unknown[
   }
   const norm = normaliser();
   const last = pods[pods.length - 1] as Pod;
-  return norm({ results: pods.map((p) => p.result), state: kernelState(node, last, s.dual === true, s.opts.bridge ?? "cni0") }) as {
+  const out = norm({ results: pods.map((p) => p.result), state: kernelState(node, last, s.dual === true, s.opts.bridge ?? "cni0") }) as {
     results: unknown[];
-    state: unknown;
+    state: { node: { links: { ifname: string }[] }; pod: { links: { ifname: string }[] } };
   };
+  // Creation order (ifindex) is an implementation detail: compare links by normalised name.
+  for (const side of [out.state.node, out.state.pod]) side.links.sort((a, b) => a.ifname.localeCompare(b.ifname));
+  return out;
 }
 
 describe("differential: Go reference vs the plugin under test", () => {
