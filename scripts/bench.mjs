@@ -27,6 +27,7 @@ const RUNNER = join(REPO, "scripts", "bench", "runner.mjs");
 const PREFIX = "tscni-b-";
 /** What a runtime's environment typically has; root's PATH here starts with dirs that hold no tools. */
 const STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
 const IP = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].find((p) => existsSync(p)) ?? "ip";
 
 // ---------------------------------------------------------------------------------------------
@@ -49,6 +50,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --tscni-dir DIR       CNI_PATH of tscni (default dist/bin)
   --reference-dir DIR   CNI_PATH of the Go plugins (default /usr/lib/cni)
   --subnet CIDR         the pod subnet (default 10.85.0.0/16)
+  --steps               give tscni a logFile and report its per-step times (median) for ADD/DEL/CHECK
   --inherit-path        give the plugins this process's PATH instead of ${STD_PATH}`;
 
 const { values: opt } = parseArgs({
@@ -70,6 +72,7 @@ const { values: opt } = parseArgs({
     "reference-dir": { type: "string" },
     subnet: { type: "string" },
     "inherit-path": { type: "boolean", default: false },
+    steps: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -318,6 +321,7 @@ function netConf(node, extra = {}) {
       routes: [{ dst: "0.0.0.0/0" }],
       dataDir: node.dataDir,
     },
+    ...(node.logFile ? { logFile: node.logFile } : {}),
     ...extra,
   };
 }
@@ -352,7 +356,8 @@ async function createNode(c, phase) {
   mkdirSync(dataDir, { recursive: true });
   const runner = new Runner(name);
   await runner.ready;
-  return { c, name, phase, dataDir, runner, pods: [], seq: 0, active: 0 };
+  const logFile = opt.steps && !c.reference ? join(TMP, `${c.short}-${phase}.steps.jsonl`) : undefined;
+  return { c, name, phase, dataDir, runner, pods: [], seq: 0, active: 0, logFile };
 }
 
 /** New pod sandboxes (netns made in one batch), not yet attached. */
@@ -396,7 +401,33 @@ async function fill(node, target) {
   return reply.wallMs;
 }
 
+/** Measured invocations: "<containerId>/<command>" → {fig, ms}, to match the plugin's logFile records. */
+const measured = new Map();
+const stepSamples = {}; // figure → contender → step → number[]
+
+function collectSteps(node) {
+  if (!node.logFile || !existsSync(node.logFile)) return;
+  for (const line of readFileSync(node.logFile, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    let rec;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const m = measured.get(`${node.c.key}/${rec.containerId}/${rec.command}`);
+    if (!m || rec.outcome !== "ok") continue;
+    const by = ((stepSamples[m.fig] ??= {})[node.c.key] ??= {});
+    const push = (k, v) => typeof v === "number" && (by[k] ??= []).push(v);
+    push("wall (runner)", m.ms);
+    push("handler (logFile durationMs)", rec.durationMs);
+    push("outside handler: start-up + exit", m.ms - rec.durationMs);
+    for (const [k, v] of Object.entries(rec.steps ?? {})) push(`step ${k}`, v);
+  }
+}
+
 async function destroyNode(node) {
+  collectSteps(node);
   await node.runner.stop();
   await delNetns(node.pods.map((p) => p.name));
   const waited = await waitVeths(node.name, 0);
@@ -441,6 +472,8 @@ async function roundAddCheckDel(nodes, round, figs) {
     const r = await node.runner.run(pluginJob(node, "ADD", pod));
     if (r.code === 0 && (pod.result = parseResult(r))) {
       record(figs.add, node.c, r.ms);
+      record(`${figs.add}Cpu`, node.c, (r.cpuTicks * 1000) / CLK_TCK);
+      measured.set(`${node.c.key}/${pod.id}/ADD`, { fig: figs.add, ms: r.ms });
       ok.set(node, true);
     } else recordError(figs.add, node.c, failure(node, "ADD", r));
   }
@@ -449,7 +482,11 @@ async function roundAddCheckDel(nodes, round, figs) {
       if (!ok.get(node)) continue;
       const pod = pods.get(node);
       const r = await node.runner.run(pluginJob(node, "CHECK", pod, pod.result));
-      if (r.code === 0) record(figs.check, node.c, r.ms);
+      if (r.code === 0) {
+        record(figs.check, node.c, r.ms);
+        record(`${figs.check}Cpu`, node.c, (r.cpuTicks * 1000) / CLK_TCK);
+        measured.set(`${node.c.key}/${pod.id}/CHECK`, { fig: figs.check, ms: r.ms });
+      }
       else recordError(figs.check, node.c, failure(node, "CHECK", r));
     }
   }
@@ -457,7 +494,11 @@ async function roundAddCheckDel(nodes, round, figs) {
     const pod = pods.get(node);
     const r = await node.runner.run(pluginJob(node, "DEL", pod, pod.result ?? undefined));
     if (r.code === 0) {
-      if (ok.get(node) && figs.del) record(figs.del, node.c, r.ms);
+      if (ok.get(node) && figs.del) {
+        record(figs.del, node.c, r.ms);
+        record(`${figs.del}Cpu`, node.c, (r.cpuTicks * 1000) / CLK_TCK);
+        measured.set(`${node.c.key}/${pod.id}/DEL`, { fig: figs.del, ms: r.ms });
+      }
     } else recordError(figs.del ?? figs.add, node.c, failure(node, "DEL", r));
   }
   if (figs.version) {
@@ -559,7 +600,10 @@ async function phaseBurst() {
           if (r.code === 0) pods[k].result = parseResult(r);
           else addErrs.push(failure(node, "ADD", r));
         });
-        if (addErrs.length === 0) record("burstAdd", c, add.wallMs);
+        if (addErrs.length === 0) {
+          record("burstAdd", c, add.wallMs);
+          record("burstAddCpu", c, (add.cpuTicks * 1000) / CLK_TCK / pods.length);
+        }
         else recordError("burstAdd", c, `${addErrs.length}/${pods.length} failed; first: ${addErrs[0]}`);
         const del = await node.runner.send({
           type: "burst",
@@ -567,7 +611,10 @@ async function phaseBurst() {
         });
         const delErrs = del.results.filter((r) => r.code !== 0).map((r) => failure(node, "DEL", r));
         const left = await vethCount(node.name);
-        if (delErrs.length === 0 && left === 0) record("burstDel", c, del.wallMs);
+        if (delErrs.length === 0 && left === 0) {
+          record("burstDel", c, del.wallMs);
+          record("burstDelCpu", c, (del.cpuTicks * 1000) / CLK_TCK / pods.length);
+        }
         else recordError("burstDel", c, `${delErrs.length}/${pods.length} failed, ${left} veths left${delErrs[0] ? `; first: ${delErrs[0]}` : ""}`);
       } finally {
         await destroyNode(node);
@@ -635,6 +682,18 @@ function buildReport(startedAt) {
     );
   }
   figures.push(
+    { key: "addCpu", title: `CPU time of one ADD (user+sys, mean), ${P.pods} pods`, unit: "ms", goal: "—", mean: true },
+    { key: "delCpu", title: `CPU time of one DEL (mean)`, unit: "ms", goal: "—", mean: true },
+    { key: "checkCpu", title: `CPU time of one CHECK (mean)`, unit: "ms", goal: "—", mean: true },
+  );
+  if (big > 0) figures.push({ key: "addBigCpu", title: `CPU time of one ADD (mean), ${big} pods`, unit: "ms", goal: "—", mean: true });
+  if (P.concurrency > 0) {
+    figures.push(
+      { key: "burstAddCpu", title: `CPU time per ADD in the burst (mean)`, unit: "ms", goal: "—", mean: true },
+      { key: "burstDelCpu", title: `CPU time per DEL in the burst (mean)`, unit: "ms", goal: "—", mean: true },
+    );
+  }
+  figures.push(
     { key: "version", title: "VERSION (start-up floor)", unit: "ms", goal: "—" },
     { key: "spawnFloor", title: "`/bin/true` from the runner (timing overhead)", unit: "ms", goal: "—" },
   );
@@ -650,6 +709,7 @@ function buildReport(startedAt) {
         r = { median: a !== null && b ? round(a / b) : null, min: null, max: null, n: 1 };
       } else {
         r = stats(samples[fig.key]?.[c.key] ?? []);
+        if (fig.mean) r = { ...r, median: r.mean, min: r.min, max: r.max };
         r.samples = (samples[fig.key]?.[c.key] ?? []).map((x) => round(x, 3));
       }
       const errs = errors[fig.key]?.[c.key] ?? [];
@@ -676,6 +736,12 @@ function buildReport(startedAt) {
     params: { ...P, jsonPath: undefined, backends, only: opt.only ?? null, pluginPath: PLUGIN_PATH },
     contenders: contenders.map(({ key, label, reference, dir, backend }) => ({ key, label, reference, dir, backend })),
     fills: fillTimes,
+    steps: Object.fromEntries(
+      Object.entries(stepSamples).map(([fig, byC]) => [
+        fig,
+        Object.fromEntries(Object.entries(byC).map(([c, bySteps]) => [c, Object.fromEntries(Object.entries(bySteps).map(([k, v]) => [k, stats(v)]))])),
+      ]),
+    ),
     figures,
     errors: totalErrors,
     notes: [

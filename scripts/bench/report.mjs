@@ -3,9 +3,10 @@
 export function stats(values) {
   const v = values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
   const n = v.length;
-  if (n === 0) return { median: null, min: null, max: null, n: 0 };
+  if (n === 0) return { median: null, min: null, max: null, mean: null, n: 0 };
   const median = n % 2 === 1 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return { median: round(median), min: round(v[0]), max: round(v[n - 1]), n };
+  const mean = v.reduce((a, b) => a + b, 0) / n;
+  return { median: round(median), min: round(v[0]), max: round(v[n - 1]), mean: round(mean), n };
 }
 
 export function round(x, digits = 2) {
@@ -82,9 +83,33 @@ export function markdownReport(report) {
       "`bridge` + `host-local` with the iptables masquerade backend. RSS is the peak of one invocation " +
       "(`/usr/bin/time -f %M`, largest process of the tree).",
   );
+  if (report.steps && Object.keys(report.steps).length) {
+    lines.push("");
+    lines.push("tscni's own step times (its `logFile`, median ms of the measured samples):");
+    lines.push("");
+    lines.push(stepsTable(report));
+  }
   if (report.notes?.length) {
     lines.push("");
     for (const n of report.notes) lines.push(`- ${n}`);
+  }
+  return lines.join("\n");
+}
+
+/** Per-step medians from tscni's logFile: one row per (figure, step), one column per contender. */
+export function stepsTable(report) {
+  const cs = report.contenders.filter((c) => !c.reference);
+  const lines = [`| figure | step | ${cs.map((c) => c.label).join(" | ")} |`, `| --- | --- | ${cs.map(() => "---").join(" | ")} |`];
+  for (const [fig, byC] of Object.entries(report.steps)) {
+    const title = report.figures.find((f) => f.key === fig)?.title ?? fig;
+    const stepNames = [...new Set(cs.flatMap((c) => Object.keys(byC[c.key] ?? {})))];
+    for (const step of stepNames) {
+      const vals = cs.map((c) => {
+        const st = byC[c.key]?.[step];
+        return st && st.median !== null ? st.median.toFixed(1) : "—";
+      });
+      lines.push(`| ${title} | ${step} | ${vals.join(" | ")} |`);
+    }
   }
   return lines.join("\n");
 }

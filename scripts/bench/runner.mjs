@@ -9,6 +9,8 @@
 //   {id, type:"burst",    jobs}              → {id, wallMs, results}   all spawned at once
 //   {id, type:"parallel", jobs, limit}       → {id, wallMs, results}   at most `limit` in flight
 //   {id, type:"exit"}                        → the runner exits
+// Every result has cpuTicks: the CPU time (user + sys, clock ticks) the job's process tree used,
+// from the runner's cutime/cstime; jobs run one at a time, so it is the job's own.
 // job = {argv, env, stdin, rss?}: with rss, the plugin runs under /usr/bin/time -f %M and the
 // result has rssKb (peak RSS of the process tree's largest member, in KiB).
 import { spawn } from "node:child_process";
@@ -28,6 +30,13 @@ if (!host || self === host) {
 
 let rssSeq = 0;
 
+/** CPU time (clock ticks) of this process's waited-for children, from /proc/self/stat (cutime + cstime). */
+function childTicks() {
+  const st = readFileSync("/proc/self/stat", "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return Number(f[13]) + Number(f[14]);
+}
+
 /** Spawn one plugin; resolves when it has exited and its stdio is closed. */
 function runOne(job) {
   return new Promise((resolve) => {
@@ -43,6 +52,7 @@ function runOne(job) {
     let code = null;
     let signal = null;
     let spawnError;
+    const ticks0 = childTicks();
     const t0 = process.hrtime.bigint();
     const child = spawn(argv[0], argv.slice(1), { env: job.env ?? {}, stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.on("data", (b) => out.push(b));
@@ -62,6 +72,7 @@ function runOne(job) {
         ms: Number(end - t0) / 1e6,
         startNs: String(t0),
         endNs: String(end),
+        cpuTicks: childTicks() - ticks0,
         code: spawnError ? 127 : code,
         signal,
         stdout: Buffer.concat(out).toString("utf8"),
@@ -83,11 +94,12 @@ function runOne(job) {
 }
 
 async function burst(jobs) {
+  const ticks0 = childTicks();
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(jobs.map((j) => runOne(j)));
   let last = t0;
   for (const r of results) if (BigInt(r.endNs) > last) last = BigInt(r.endNs);
-  return { wallMs: Number(last - t0) / 1e6, results };
+  return { wallMs: Number(last - t0) / 1e6, cpuTicks: childTicks() - ticks0, results };
 }
 
 async function parallel(jobs, limit) {
