@@ -4,7 +4,7 @@
  * and reports undo failures in `details`. The bridge itself, once created, is kept
  * (other pods may be joining it), as the reference does.
  */
-import { formatCidr, parseCidr, type Cidr } from "../../pkg/ip.js";
+import { formatCidr, formatIp, parseCidr, subnetOf, type Cidr } from "../../pkg/ip.js";
 import { BatchFailedError, isExists, parseJsonStream, runBatch, type IpAddrInfo, type IpLink } from "../../pkg/iproute2.js";
 import { ipamAdd, ipamCall, resolveIpam, type IpamTarget } from "../../pkg/ipam.js";
 import { detectBackend, setupMasq, teardownMasq } from "../../pkg/masq/index.js";
@@ -19,7 +19,7 @@ import { applyPodOrThrow, applyVlan, deleteAddrs, deleteHostLink, replaceAddrs }
 import { parseBridgeConfig, type BridgeConfig } from "./config.js";
 import { computeAddressing, type Addressing } from "./gateways.js";
 import type { StepLog } from "./log.js";
-import { linkFacts, observeHost, operstate, randomMac, randomVethName, type HostView } from "./observe.js";
+import { gatewaysInPlace, linkFacts, observeHost, operstate, randomMac, randomVethName, type HostView } from "./observe.js";
 import { planGateway, planLinks, planVlan, type LinksPlanInput, type ShowKind } from "./plan-host.js";
 import { planPod } from "./plan-pod.js";
 import { setupSpoofcheck, spoofId, teardownSpoofcheck } from "./spoofcheck.js";
@@ -112,7 +112,7 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
       : undefined;
   const gwDev = vlanGateway ? vlanGateway.name : conf.bridge;
   let vlanLink: IpLink | undefined;
-  const gateway = addressing.gateways.length
+  const gateway = addressing.gateways.length && !(vlanGateway === undefined && gatewaysInPlace(conf.bridge, addressing.gateways.map(gatewayKey)))
     ? log.step("gateway", async () => {
         const gwPlan = planGateway({ conf, gateways: addressing.gateways, ...(vlanGateway ? { vlanGateway } : {}) });
         const r = await runBatch(gwPlan.lines, { json: true, details: true });
@@ -168,6 +168,13 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
   }
   if (dns) result.dns = dns;
   return result;
+}
+
+/** The forms observe.ts compares with /proc. */
+function gatewayKey(g: Cidr): { v4?: string; v4Subnet?: string; v6?: string } {
+  if (g.ip.family === 4) return { v4: formatIp(g.ip), v4Subnet: formatCidr(subnetOf(g)) };
+  const hex = g.ip.value.toString(16).padStart(32, "0");
+  return { v6: `${hex.match(/.{4}/g)!.join(":")}/${g.prefix}` };
 }
 
 function showBlocks(shows: readonly ShowKind[], stdout: string): Map<ShowKind, unknown[]> {

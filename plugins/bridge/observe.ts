@@ -85,3 +85,93 @@ export function randomVethName(taken: Set<string>): string {
     if (!taken.has(n)) return n;
   }
 }
+
+/** IPv4 addresses of this namespace: the "/32 host LOCAL" leaves of /proc/net/fib_trie. */
+export function localIpv4(fibTrie: string): Set<string> {
+  const out = new Set<string>();
+  const lines = fibTrie.split("\n");
+  let leaf = "";
+  for (const l of lines) {
+    const m = /^\s*\|-- (\S+)$/.exec(l);
+    if (m) leaf = m[1]!;
+    else if (/^\s*\/32 host LOCAL/.test(l) && leaf) out.add(leaf);
+  }
+  return out;
+}
+
+function hexToV4(h: string): string {
+  const n = parseInt(h, 16);
+  return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join(".");
+}
+
+/** On-link (gateway-less) IPv4 routes of `dev` from /proc/net/route, as "dst/prefix". */
+export function onLinkRoutes(route: string, dev: string): Set<string> {
+  const out = new Set<string>();
+  for (const l of route.split("\n").slice(1)) {
+    const f = l.trim().split(/\s+/);
+    if (f.length < 8 || f[0] !== dev || f[2] !== "00000000") continue;
+    const mask = parseInt(f[7]!, 16) >>> 0;
+    let bits = 0;
+    for (let m = mask; m; m >>>= 1) bits += m & 1;
+    out.add(`${hexToV4(f[1]!)}/${bits}`);
+  }
+  return out;
+}
+
+/** Global IPv6 addresses of `dev` from /proc/net/if_inet6, as "addr/prefix" (addr fully expanded, lower case). */
+export function ipv6Of(ifInet6: string, dev: string): Set<string> {
+  const out = new Set<string>();
+  for (const l of ifInet6.split("\n")) {
+    const f = l.trim().split(/\s+/);
+    if (f.length < 6 || f[5] !== dev || f[3] === "20") continue;
+    const a = f[0]!.match(/.{4}/g)!.join(":");
+    out.add(`${a}/${parseInt(f[2]!, 16)}`);
+  }
+  return out;
+}
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The steady state, seen without a spawn: every gateway is already on the bridge and
+ * nothing else is (no other IPv4 prefix route on it, no other address in a gateway's
+ * subnet, no other global IPv6 address). Anything else — first pod, forceAddress
+ * cases, VLAN gateways — goes through the gateway batch.
+ */
+export function gatewaysInPlace(dev: string, gateways: readonly { v4?: string; v4Subnet?: string; v4Prefix?: number; v6?: string }[]): boolean {
+  const v4 = gateways.filter((g) => g.v4);
+  const v6 = gateways.filter((g) => g.v6);
+  if (v4.length) {
+    const locals = localIpv4(readOr("/proc/net/fib_trie"));
+    const routes = onLinkRoutes(readOr("/proc/net/route"), dev);
+    const want = new Set(v4.map((g) => g.v4Subnet!));
+    if (routes.size !== want.size || ![...want].every((s) => routes.has(s))) return false;
+    if (!v4.every((g) => locals.has(g.v4!))) return false;
+    // Another address inside a gateway subnet (10.85.0.254/16 next to 10.85.0.1/16) is a conflict to look at.
+    const ours = new Set(v4.map((g) => g.v4!));
+    for (const a of locals) {
+      if (ours.has(a)) continue;
+      for (const g of v4) if (inSubnet(a, g.v4Subnet!)) return false;
+    }
+  }
+  if (v6.length) {
+    const have = ipv6Of(readOr("/proc/net/if_inet6"), dev);
+    const want = new Set(v6.map((g) => g.v6!));
+    if (have.size !== want.size || ![...want].every((s) => have.has(s))) return false;
+  }
+  return true;
+}
+
+function inSubnet(ip: string, subnet: string): boolean {
+  const [net, p] = subnet.split("/");
+  const toN = (s: string): number => s.split(".").reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
+  const bits = Number(p);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return ((toN(ip) & mask) >>> 0) === ((toN(net!) & mask) >>> 0);
+}
