@@ -47,7 +47,10 @@ export interface AllocateRequest {
   index: number;
   key: AttachmentKey;
   requested?: IpAddr;
-  /** What the store held when the lock was taken. */
+  /**
+   * What the store held when the lock was taken: everything (a full scan), or at least
+   * every reservation of `key.id` (from the index; O_EXCL then decides what is free).
+   */
   reservations: readonly Reservation[];
 }
 
@@ -69,7 +72,7 @@ export function allocate(store: Store, req: AllocateRequest): Allocation {
       throw new CniError(CniCode.InvalidConfig, `range set ${index}: requested IP ${formatIp(requested)} cannot be allocated from ${formatRangeSet(set)}`);
     }
     if (!store.reserve(requested, key, index)) {
-      const holder = inSet.find((r) => compareIp(r.ip, requested) === 0);
+      const holder = inSet.find((r) => compareIp(r.ip, requested) === 0) ?? store.holderOf?.(requested);
       throw new CniError(
         CniCode.TryAgainLater,
         `range set ${index}: requested IP ${formatIp(requested)} is already reserved${holder ? ` by ${holder.id}${holder.ifname ? `/${holder.ifname}` : ""}` : ""}`,

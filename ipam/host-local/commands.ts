@@ -7,14 +7,16 @@ import { readFileSync } from "node:fs";
 import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import type { IpConfig, Result } from "../../pkg/types/result.js";
+import type { IpAddr } from "../../pkg/ip.js";
 import { compareIp, formatIp } from "../../pkg/ip.js";
 import type { Handlers } from "../../pkg/skel.js";
 import { LATEST_VERSION, toCurrent } from "../../pkg/version.js";
 import { allocate } from "./allocator.js";
 import type { Allocation } from "./allocator.js";
 import { loadConfig } from "./config.js";
-import { defaultDeps, exists, keyOf, locked, scanned, storeOf } from "./context.js";
-import type { Deps } from "./context.js";
+import { defaultDeps, exists, keyOf, locked, lookup, rawSetCount, scanned, storeOf } from "./context.js";
+import { ReservationIndex } from "./index.js";
+import type { Deps, Known } from "./context.js";
 import { gc, status } from "./maintenance.js";
 import { parseAddressLoose, rangeFor } from "./range-set.js";
 import { parseResolvConf } from "./resolv-conf.js";
@@ -43,33 +45,59 @@ async function add(inv: Invocation, deps: Deps): Promise<Result> {
   const dns = conf.resolvConf ? readDns(conf.resolvConf) : undefined;
   const store = new DiskStore(conf.dataDir, conf.network);
   const key = keyOf(inv);
-  const allocations = await locked(store, deps, () => {
-    const { reservations } = scanned(store, deps);
-    const done: Allocation[] = [];
+  const allocations = await locked(store, deps, (index) => {
+    const known = lookup(index, deps, key, conf.rangeSets.length, { keepFds: true });
     try {
-      conf.rangeSets.forEach((set, index) => {
-        const req = { set, index, key, reservations, ...(conf.requested[index] ? { requested: conf.requested[index] } : {}) };
-        done.push(allocate(store, req));
-      });
-    } catch (err) {
-      const undo: string[] = [];
-      for (const a of done) {
-        if (!a.fresh) continue;
-        try {
-          store.release(a.ip);
-        } catch (e) {
-          undo.push(`releasing ${formatIp(a.ip)}: ${(e as Error).message}`);
+      store.beforeWrite = () => index.invalidate();
+      // With a full scan, the allocator skips taken addresses without trying them;
+      // otherwise the O_EXCL create decides (as in the reference).
+      const reservations = known.all ?? known.ofId;
+      const done: Allocation[] = [];
+      try {
+        conf.rangeSets.forEach((set, index) => {
+          const req = { set, index, key, reservations, ...(conf.requested[index] ? { requested: conf.requested[index] } : {}) };
+          done.push(allocate(store, req));
+        });
+      } catch (err) {
+        const undo: string[] = [];
+        for (const a of done) {
+          if (!a.fresh) continue;
+          try {
+            store.release(a.ip);
+          } catch (e) {
+            undo.push(`releasing ${formatIp(a.ip)}: ${(e as Error).message}`);
+          }
         }
+        if (undo.length && err instanceof CniError) throw new CniError(err.code, err.message, [err.details, ...undo].filter(Boolean).join("; "));
+        throw err;
       }
-      if (undo.length && err instanceof CniError) throw new CniError(err.code, err.message, [err.details, ...undo].filter(Boolean).join("; "));
-      throw err;
+      const fresh: Reservation[] = done.filter((a) => a.fresh).map((a) => ({ ip: a.ip, id: key.id.trim(), ifname: key.ifname }));
+      if (known.all || fresh.length) updateIndex(index, deps, key.id, known, fresh, []);
+      return done;
+    } finally {
+      ReservationIndex.close(known.obs);
     }
-    return done;
   });
   const result: Result = { cniVersion: LATEST_VERSION, ips: allocations.map(ipConfig) };
   if (conf.routes.length) result.routes = conf.routes;
   if (dns) result.dns = dns;
   return result;
+}
+
+/**
+ * Brings the index up to date after a command added `fresh` and released `gone`, then
+ * certifies it. Index trouble never fails the command: the next one scans.
+ */
+export function updateIndex(index: ReservationIndex, deps: Deps, id: string, known: Known, fresh: readonly Reservation[], gone: readonly Reservation[]): void {
+  const keep = (r: Reservation): boolean => !gone.includes(r);
+  try {
+    index.invalidate();
+    if (known.all) index.rebuild([...known.all.filter(keep), ...fresh]);
+    else index.write(id.trim(), [...known.ofId.filter(keep), ...fresh]);
+    index.certify(known.obs);
+  } catch (err) {
+    deps.log(`index not updated: ${(err as Error).message}`);
+  }
 }
 
 /** The reservations DEL releases: exact (id, ifname) matches, else legacy id-only files. */
@@ -84,16 +112,27 @@ async function del(inv: Invocation, deps: Deps): Promise<void> {
   const store = storeOf(inv);
   if (!exists(store.dir)) return; // nothing was ever reserved here
   const key = keyOf(inv);
-  await locked(store, deps, () => {
-    const errors: string[] = [];
-    for (const r of releasable(scanned(store, deps).reservations, key)) {
-      try {
-        store.release(r.ip);
-      } catch (err) {
-        errors.push((err as Error).message);
+  await locked(store, deps, (index) => {
+    const known = lookup(index, deps, key, rawSetCount(inv), { keepFds: true });
+    try {
+      const target = releasable(known.all ?? known.ofId, key);
+      if (target.length === 0 && !known.all) return; // nothing held, index trusted
+      store.beforeWrite = () => index.invalidate();
+      const errors: string[] = [];
+      const gone: Reservation[] = [];
+      for (const r of target) {
+        try {
+          store.release(r.ip);
+          gone.push(r);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
       }
+      if (errors.length) throw new CniError(CniCode.IoFailure, `releasing addresses of ${key.id}/${key.ifname} failed`, errors.join("; "));
+      if (known.all || gone.length) updateIndex(index, deps, key.id, known, [], gone);
+    } finally {
+      ReservationIndex.close(known.obs);
     }
-    if (errors.length) throw new CniError(CniCode.IoFailure, `releasing addresses of ${key.id}/${key.ifname} failed`, errors.join("; "));
   });
 }
 
@@ -101,15 +140,31 @@ async function check(inv: Invocation, deps: Deps): Promise<void> {
   const conf = loadConfig(inv.config, "", { requested: false });
   const store = new DiskStore(conf.dataDir, conf.network);
   const key = keyOf(inv);
-  const mine = scanned(store, deps).reservations.filter((r) => heldBy(r, key));
+  const prev = inv.config.prevResult ? toCurrent(inv.config.prevResult) : undefined;
+  const ours = (ip: IpConfig): IpAddr | undefined => {
+    const a = parseAddressLoose(ip.address);
+    return a && conf.rangeSets.some((s) => rangeFor(s, a)) ? a : undefined;
+  };
+  // The index answers when it holds everything CHECK needs (verified on disk); anything
+  // missing is confirmed by a full scan before it becomes an error.
+  let mine: Reservation[] = [];
+  if (exists(store.dir)) {
+    const index = new ReservationIndex(store, conf.dataDir, conf.network);
+    const known = lookup(index, deps, key, conf.rangeSets.length, { keepFds: false });
+    mine = known.ofId.filter((r) => heldBy(r, key));
+    const complete = mine.length > 0 && (prev?.ips ?? []).every((ip) => {
+      const a = ours(ip);
+      return !a || mine.some((r) => compareIp(r.ip, a) === 0);
+    });
+    if (!complete && !known.all) mine = scanned(store, deps).reservations.filter((r) => heldBy(r, key));
+  }
   if (mine.length === 0) {
     throw new CniError(CniCode.UnknownContainer, `host-local: no address is reserved for ${key.id}/${key.ifname} in ${store.dir}`);
   }
   // Every prevResult address inside our ranges must be one we reserved for this attachment.
-  const prev = inv.config.prevResult ? toCurrent(inv.config.prevResult) : undefined;
   for (const ip of prev?.ips ?? []) {
-    const a = parseAddressLoose(ip.address);
-    if (!a || !conf.rangeSets.some((s) => rangeFor(s, a))) continue;
+    const a = ours(ip);
+    if (!a) continue;
     if (!mine.some((r) => compareIp(r.ip, a) === 0)) {
       throw new CniError(CniCode.UnknownContainer, `host-local: ${formatIp(a)} from prevResult is not reserved for ${key.id}/${key.ifname}`);
     }

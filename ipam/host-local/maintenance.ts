@@ -4,11 +4,12 @@ import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import { formatIp } from "../../pkg/ip.js";
 import { loadConfig } from "./config.js";
-import { exists, locked, scanned, storeOf } from "./context.js";
+import { exists, locked, rawSetCount, scanned, storeOf } from "./context.js";
+import { ReservationIndex } from "./index.js";
 import type { Deps } from "./context.js";
 import { capacity, rangeFor } from "./range-set.js";
 import { DiskStore, heldBy } from "./store.js";
-import type { AttachmentKey } from "./store.js";
+import type { AttachmentKey, Reservation } from "./store.js";
 
 /** GC keeps the attachments listed in `cni.dev/valid-attachments` (or `cni.dev/attachments`). */
 export function validAttachments(config: Record<string, unknown>): AttachmentKey[] | undefined {
@@ -33,18 +34,37 @@ export async function gc(inv: Invocation, deps: Deps): Promise<void> {
     return;
   }
   if (!exists(store.dir)) return;
-  await locked(store, deps, () => {
-    const errors: string[] = [];
-    for (const r of scanned(store, deps).reservations) {
-      if (valid.some((k) => heldBy(r, k))) continue;
-      try {
-        store.release(r.ip);
-        deps.log(`GC released ${formatIp(r.ip)} (${r.id}${r.ifname === undefined ? "" : `/${r.ifname}`})`);
-      } catch (err) {
-        errors.push((err as Error).message);
+  await locked(store, deps, (index) => {
+    // GC reads everything anyway: a full scan, then the index is rebuilt from what stays.
+    const obs = index.observe(rawSetCount(inv), index.loadState(), true);
+    store.observed = obs.lr;
+    try {
+      index.invalidate();
+      const errors: string[] = [];
+      const kept: Reservation[] = [];
+      for (const r of scanned(store, deps).reservations) {
+        if (valid.some((k) => heldBy(r, k))) {
+          kept.push(r);
+          continue;
+        }
+        try {
+          store.release(r.ip);
+          deps.log(`GC released ${formatIp(r.ip)} (${r.id}${r.ifname === undefined ? "" : `/${r.ifname}`})`);
+        } catch (err) {
+          kept.push(r);
+          errors.push((err as Error).message);
+        }
       }
+      if (errors.length) throw new CniError(CniCode.IoFailure, `GC could not release every stale address in ${store.dir}`, errors.join("; "));
+      try {
+        index.rebuild(kept);
+        index.certify(obs);
+      } catch (err) {
+        deps.log(`index not updated: ${(err as Error).message}`);
+      }
+    } finally {
+      ReservationIndex.close(obs);
     }
-    if (errors.length) throw new CniError(CniCode.IoFailure, `GC could not release every stale address in ${store.dir}`, errors.join("; "));
   });
 }
 

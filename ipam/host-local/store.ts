@@ -5,7 +5,7 @@
  * empty `lock` file (0750, as go-filemutex creates it). Files holding only a container
  * ID (older plugins) are read too.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { CniCode, CniError } from "../../pkg/types/errors.js";
 import { formatIp, parseIp } from "../../pkg/ip.js";
 import type { IpAddr } from "../../pkg/ip.js";
@@ -37,13 +37,19 @@ export interface Store {
   scan(): Scan;
   /** Removes a reservation; releasing a free address is not an error. */
   release(ip: IpAddr): void;
+  /** Who holds `ip` (for messages), if it can be told. */
+  holderOf?(ip: IpAddr): Reservation | undefined;
 }
 
 export const LINE_BREAK = "\r\n";
 export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
 export const LOCK_FILE = "lock";
-/** Our own lock (pkg/lock.ts) next to the reference's flock file, which Node cannot flock. */
-export const TSCNI_LOCK_FILE = "lock.tscni";
+
+/** A `last_reserved_ip.N` file as a command saw it before changing anything (index.ts). */
+export interface SeenFile {
+  fd?: number;
+  mark: { ino: string; mtimeNs: string; text: string } | null;
+}
 
 /** The file content the reference writes for a reservation. */
 export function encodeReservation(key: AttachmentKey): string {
@@ -67,17 +73,32 @@ const errText = (err: unknown): string => ((err as NodeJS.ErrnoException).code ?
 /** The reference's disk layout. The caller holds the lock around mutations. */
 export class DiskStore implements Store {
   readonly dir: string;
+  /** `last_reserved_ip.N` as observed at the start of the command (set by the index). */
+  observed?: Map<number, SeenFile>;
+  /** What this command wrote to `last_reserved_ip.N`. */
+  readonly written = new Map<number, string>();
+  /** Someone else wrote `last_reserved_ip.N` while this command ran: do not certify the index. */
+  foreign = false;
+  /** Called once before the first change to the directory. */
+  beforeWrite?: () => void;
 
-  constructor(dataDir: string, network: string) {
+  private changing(): void {
+    const f = this.beforeWrite;
+    this.beforeWrite = undefined;
+    f?.();
+  }
+
+  constructor(readonly dataDir: string, readonly network: string) {
     this.dir = `${dataDir.replace(/\/+$/, "")}/${network}`;
   }
 
-  /** Creates the network directory (0755) and the reference's `lock` file if missing. */
+  /** Creates the network directory (0755) and, with it, the reference's `lock` file. */
   ensure(): void {
     try {
       mkdirSync(this.dir, { mode: 0o755 });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
+      // An existing directory: the Go plugin creates its `lock` itself when it needs it.
       if (code === "EEXIST") return;
       if (code !== "ENOENT") throw this.ioError(`cannot create ${this.dir}`, err);
       try {
@@ -99,6 +120,7 @@ export class DiskStore implements Store {
 
   reserve(ip: IpAddr, key: AttachmentKey, rangeSet: number): boolean {
     const path = `${this.dir}/${formatIp(ip)}`;
+    this.changing();
     let fd: number;
     try {
       fd = openSync(path, "wx", 0o644);
@@ -128,9 +150,33 @@ export class DiskStore implements Store {
   private writeLastReserved(rangeSet: number, ip: IpAddr): void {
     const path = `${this.dir}/${LAST_RESERVED_PREFIX}${rangeSet}`;
     const tmp = `${this.dir}/.${LAST_RESERVED_PREFIX}${rangeSet}.${process.pid}.tmp`;
+    const text = formatIp(ip);
+    const seen = this.observed?.get(rangeSet);
     try {
-      writeFileSync(tmp, formatIp(ip), { mode: 0o644 });
-      renameSync(tmp, path);
+      writeFileSync(tmp, text, { mode: 0o644 });
+      if (seen && seen.mark === null) {
+        // Absent when observed: create it only if still absent, else someone else reserved.
+        try {
+          linkSync(tmp, path);
+          unlinkSync(tmp);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          this.foreign = true;
+          renameSync(tmp, path);
+        }
+      } else {
+        renameSync(tmp, path);
+      }
+      this.written.set(rangeSet, text);
+      if (!seen) this.foreign = true; // not observed: cannot tell
+      else if (seen.mark && seen.fd !== undefined) {
+        // The inode we just replaced: a write by anyone before our rename landed in it.
+        // (Go's os.WriteFile truncates at open, so even a half-done write shows here.)
+        const st = fstatSync(seen.fd, { bigint: true });
+        const b = Buffer.alloc(256);
+        const n = readSync(seen.fd, b, 0, b.length, 0);
+        if (String(st.mtimeNs) !== seen.mark.mtimeNs || b.toString("utf8", 0, n) !== seen.mark.text) this.foreign = true;
+      } else if (seen.mark) this.foreign = true;
     } catch (err) {
       try {
         unlinkSync(tmp);
@@ -143,7 +189,10 @@ export class DiskStore implements Store {
 
   lastReserved(rangeSet: number): IpAddr | undefined {
     try {
-      const a = parseIp(readFileSync(`${this.dir}/${LAST_RESERVED_PREFIX}${rangeSet}`, "utf8").trim());
+      const seen = this.observed?.get(rangeSet);
+      const text = seen && !this.written.has(rangeSet) ? seen.mark?.text : readFileSync(`${this.dir}/${LAST_RESERVED_PREFIX}${rangeSet}`, "utf8");
+      if (text === undefined) return undefined;
+      const a = parseIp(text.trim());
       return a && canonicalIp(a);
     } catch {
       return undefined;
@@ -171,7 +220,16 @@ export class DiskStore implements Store {
     return out;
   }
 
+  holderOf(ip: IpAddr): Reservation | undefined {
+    try {
+      return decodeReservation(ip, readFileSync(`${this.dir}/${formatIp(ip)}`, "utf8"));
+    } catch {
+      return undefined;
+    }
+  }
+
   release(ip: IpAddr): void {
+    this.changing();
     try {
       unlinkSync(`${this.dir}/${formatIp(ip)}`);
     } catch (err) {
