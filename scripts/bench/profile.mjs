@@ -63,6 +63,7 @@ const conf = (prev) =>
     ipMasqBackend: backend,
     hairpinMode: false,
     ipam: { type: "host-local", ranges: [[{ subnet: opt.subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: join(TMP, "data") },
+    ...(ref ? {} : { logFile: join(TMP, "steps.jsonl") }),
     ...(prev ? { prevResult: prev } : {}),
   });
 let seq = 0;
@@ -164,6 +165,11 @@ try {
     for (const [t, pid, what] of tl.ev) console.log(`  ${t.toFixed(1).padStart(7)} ms  [${pid}] ${what}`);
     for (const s of tl.spawned) console.log(`  ${s.start.toFixed(1).padStart(7)} → ${s.end === null ? "?" : s.end.toFixed(1).padStart(6)} ms  (${s.end === null ? "?" : (s.end - s.start).toFixed(1)} ms) ${s.what}`);
     if (opt.raw) console.log(readFileSync(file, "utf8"));
+    if (!ref && existsSync(join(TMP, "steps.jsonl"))) {
+      const recs = readFileSync(join(TMP, "steps.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const rec = recs.filter((r) => r.command === CMD).pop();
+      if (rec) console.log(`  logFile: handler ${rec.durationMs} ms, steps ${JSON.stringify(rec.steps)}`);
+    }
     // the same command without strace, for scale (ip netns exec + env included)
     const q = pod();
     if (CMD === "ADD") plain.push(plugin("ADD", q).ms);
