@@ -14,6 +14,8 @@ export interface Deps {
   /** Diagnostics (stderr in the executable). */
   log(line: string): void;
   lock: Partial<LockOptions>;
+  /** Observability for tests: "scan" when a command reads every reservation. */
+  trace?(event: "scan"): void;
 }
 
 export const defaultDeps: Deps = { log: (line) => process.stderr.write(`host-local: ${line}\n`), lock: {} };
@@ -69,6 +71,7 @@ export function lookup(index: ReservationIndex, deps: Deps, key: AttachmentKey, 
       deps.log(`index unreadable (${(err as Error).message}); scanning`);
     }
   }
+  deps.trace?.("scan");
   const all = scanned(store, deps).reservations;
   return { obs, all, ofId: all.filter((r) => r.id === id) };
 }

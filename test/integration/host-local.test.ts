@@ -168,6 +168,28 @@ describe("on-disk compatibility with the Go host-local", () => {
     const got = runs.map((r) => (r.json as { ips: { address: string }[] }).ips[0]!.address);
     expect(new Set(got).size).toBe(60);
     expect(addressFiles(node)).toHaveLength(60);
+    // Our index must not have missed any of Go's concurrent writes: while Go keeps ADDing,
+    // our re-ADD of every attachment returns what it holds (Go's too)…
+    const addr = (r: CniRun) => (r.json as { ips: { address: string }[] }).ips[0]!.address;
+    const mixed = await Promise.all([
+      ...got.map((_, i) => runPluginAsync({ node: node.netns.name, exe: OURS, command: "ADD", config: conf, containerId: `m${i}`, netns: "/run/netns/unused", timeoutMs: 60_000 })),
+      ...Array.from({ length: 30 }, (_, i) =>
+        runPluginAsync({ node: node.netns.name, exe: GO_HOST_LOCAL, command: "ADD", config: conf, containerId: `g${i}`, netns: "/run/netns/unused", timeoutMs: 60_000 }),
+      ),
+    ]);
+    for (const r of mixed) expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(mixed.slice(0, 60).map(addr)).toEqual(got);
+    expect(addressFiles(node)).toHaveLength(90);
+    // …and our DELs, racing Go's DELs, release every one of them.
+    const dels = await Promise.all([
+      ...Array.from({ length: 60 }, (_, i) => runPluginAsync({ node: node.netns.name, exe: OURS, command: "DEL", config: conf, containerId: `m${i}`, timeoutMs: 60_000 })),
+      ...Array.from({ length: 30 }, (_, i) => runPluginAsync({ node: node.netns.name, exe: i % 2 ? OURS : GO_HOST_LOCAL, command: "DEL", config: conf, containerId: `g${i}`, timeoutMs: 60_000 })),
+    ]);
+    for (const r of dels) expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(addressFiles(node)).toEqual([]);
+    // The network directory holds the reference layout only; our index lives beside it.
+    expect(stateFiles(node)).toEqual(["last_reserved_ip.0", "lock"]);
+    expect(readdirSync(join(node.dataDir, ".tscni", NET, "ids"))).toEqual([]);
   });
 
   it("writes byte-identical files to the Go plugin's", () => {
@@ -184,7 +206,7 @@ describe("a lock holder killed with SIGKILL", () => {
     const node = createCniNode();
     const conf = ipamConf(node);
     expect(hl(node, OURS, "ADD", "first", conf).code).toBe(0);
-    const lockPath = join(node.dataDir, NET, "lock.tscni");
+    const lockPath = join(node.dataDir, ".tscni", NET, "lock");
     // A holder that takes our lock exactly as the plugin does, then hangs.
     const script = `
       const fs = require("fs");
