@@ -15,6 +15,7 @@ import type { Invocation } from "../../pkg/types/netconf.js";
 import type { Result } from "../../pkg/types/result.js";
 import { parseBridgeConfig, type BridgeConfig } from "./config.js";
 import type { StepLog } from "./log.js";
+import { gatewaysOnDev, observeHost, sysLink, type SysLink } from "./observe.js";
 import { addressesOf, interfaceRoles, prevResultOf, type Roles } from "./prev-result.js";
 
 /** Runs show lines with -force; returns one entry per line (undefined where the line failed). */
@@ -48,15 +49,29 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
     const routes = { 4: hasV4 ? ((r4 ?? []) as IpRoute[]) : [], 6: hasV6 ? ((r6 ?? []) as IpRoute[]) : [] };
     return [addr?.[0] as IpLink | undefined, routes] as const;
   });
+  const view = observeHost();
   const tasks: Promise<unknown>[] = [
     log.step("host", async () => {
-      const [br, veth, vlanGw] = await show(hostLines);
+      let br: IpLink | undefined;
+      let veth: IpLink | undefined;
+      let gwLink: IpLink | undefined;
+      if (view.sysfs) {
+        // sysfs shows this namespace: read the host side in-process, no spawn.
+        br = asIpLink(sysLink(conf.bridge));
+        veth = roles.hostVeth ? asIpLink(sysLink(roles.hostVeth.name)) : undefined;
+      } else {
+        const [b, v, g] = await show(hostLines);
+        br = b?.[0] as IpLink | undefined;
+        veth = roles.hostVeth ? (v?.[0] as IpLink | undefined) : undefined;
+        gwLink = ((gwDev !== conf.bridge ? g : b)?.[0] as IpLink | undefined);
+      }
       const pod = (await podView)[0];
-      checkLinks(conf, roles, br?.[0] as IpLink | undefined, roles.hostVeth ? (veth?.[0] as IpLink | undefined) : undefined, pod, problems);
+      checkLinks(conf, roles, br, veth, pod, problems);
       if (expectGateways.length) {
-        const addrs = gwDev !== conf.bridge ? vlanGw : br;
-        const have = new Set(((addrs?.[0] as IpLink | undefined)?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-        for (const g of expectGateways) if (!have.has(g)) problems.push(`gateway ${g} is not on ${gwDev}`);
+        const missing = view.sysfs
+          ? gatewaysOnDev(gwDev, expectGateways)
+          : expectGateways.filter((g) => !(gwLink?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === g));
+        for (const g of missing) problems.push(`gateway ${g} is not on ${gwDev}`);
       }
     }),
   ];
@@ -81,6 +96,22 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
   const settled = await Promise.allSettled(tasks);
   for (const s of settled) if (s.status === "rejected") throw s.reason;
   if (problems.length) throw new CniError(CniCode.Internal, `CHECK failed: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`, problems.join("\n"));
+}
+
+/** sysfs facts in the shape of `ip -json -details` output, so one checker serves both. */
+function asIpLink(l: SysLink | undefined): IpLink | undefined {
+  if (!l) return undefined;
+  // sysfs does not name the kind; a non-bridge is taken as the veth (its peer and master are checked).
+  const kind = l.isBridge ? "bridge" : "veth";
+  return {
+    ifindex: l.ifindex,
+    ifname: l.ifname,
+    address: l.address,
+    link_index: l.iflink,
+    flags: l.flags & 0x100 ? ["PROMISC"] : [],
+    ...(l.master ? { master: l.master } : {}),
+    linkinfo: { info_kind: kind },
+  };
 }
 
 function gatewaysOf(prev: Result): string[] {

@@ -4,7 +4,7 @@
  * for it (`ip netns exec` does that, plain `nsenter --net` does not), which we check
  * by comparing the two listings before trusting sysfs.
  */
-import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { linkNames } from "../../pkg/iproute2.js";
 
@@ -174,4 +174,75 @@ function inSubnet(ip: string, subnet: string): boolean {
   const bits = Number(p);
   const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
   return ((toN(ip) & mask) >>> 0) === ((toN(net!) & mask) >>> 0);
+}
+
+/** A host link as CHECK needs it, read from sysfs (only when `view.sysfs`). */
+export interface SysLink {
+  ifname: string;
+  ifindex: number;
+  /** The peer's ifindex for a veth (iflink). */
+  iflink: number;
+  address: string;
+  isBridge: boolean;
+  isBridgePort: boolean;
+  master: string | undefined;
+  /** dev->flags: PROMISC here also counts tcpdump's promiscuity. */
+  flags: number;
+}
+
+export function sysLink(name: string): SysLink | undefined {
+  const base = `/sys/class/net/${name}`;
+  const ifindex = sysRead(name, "ifindex");
+  if (ifindex === undefined) return undefined;
+  let master: string | undefined;
+  try {
+    const target = readlinkSync(`${base}/master`);
+    master = target.slice(target.lastIndexOf("/") + 1);
+  } catch {
+    master = undefined;
+  }
+  return {
+    ifname: name,
+    ifindex: Number(ifindex),
+    iflink: Number(sysRead(name, "iflink") ?? 0),
+    address: sysRead(name, "address") ?? "",
+    isBridge: existsSync(`${base}/bridge`),
+    isBridgePort: existsSync(`${base}/brport`),
+    master,
+    flags: parseInt(sysRead(name, "flags") ?? "0", 16),
+  };
+}
+
+/** Whether each gateway ("a.b.c.d/p" or an IPv6 CIDR) is on `dev`, from /proc (no spawn). */
+export function gatewaysOnDev(dev: string, gateways: readonly string[]): string[] {
+  const missing: string[] = [];
+  let locals: Set<string> | undefined;
+  let routes: Set<string> | undefined;
+  let v6: Set<string> | undefined;
+  for (const g of gateways) {
+    const [ip, p] = g.split("/");
+    if (!ip || !p) continue;
+    if (!ip.includes(":")) {
+      locals ??= localIpv4(readOr("/proc/net/fib_trie"));
+      routes ??= onLinkRoutes(readOr("/proc/net/route"), dev);
+      const subnetOk = [...routes].some((r) => r.endsWith(`/${p}`) && inSubnet(ip, r));
+      if (!locals.has(ip) || !subnetOk) missing.push(g);
+    } else {
+      v6 ??= ipv6Of(readOr("/proc/net/if_inet6"), dev);
+      const full = expandV6(ip);
+      if (!full || !v6.has(`${full}/${Number(p)}`)) missing.push(g);
+    }
+  }
+  return missing;
+}
+
+function expandV6(s: string): string | undefined {
+  const halves = s.split("::");
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const groups = [...head, ...Array<string>(fill).fill("0"), ...tail];
+  if (groups.length !== 8) return undefined;
+  return groups.map((g) => g.toLowerCase().padStart(4, "0")).join(":");
 }
