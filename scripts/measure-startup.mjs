@@ -237,8 +237,12 @@ const depRows = measure([{ label: "empty program", exe: empty },
 const variantRows = variants.length ? measure(variants, ["VERSION"]) : [];
 
 const load = loadavg().map((l) => l.toFixed(2)).join(" ");
+const busy = loadavg()[0] > cpus().length
+  ? `**Taken on a busy machine (load ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs): ` +
+    "absolute numbers are inflated; the min column and the order of rows still hold. Rerun when it is quiet.**\n\n"
+  : "";
 const report = [
-  `Measured ${new Date().toISOString().slice(0, 10)} by \`npm run measure-startup\`: ${RUNS} runs per row ` +
+  `${busy}Measured ${new Date().toISOString().slice(0, 10)} by \`npm run measure-startup\`: ${RUNS} runs per row ` +
   `(peak RSS: median of ${existsSync(TIME) ? `${RSS_RUNS} runs of \`/usr/bin/time -f %M\`` : "— (install the `time` package)"}), ` +
   `${cpus().length} CPUs, Linux ${release()}, load ${load}, bun ${bun.version}, node ${process.versions.node}. ` +
   "Wall time includes the ~1 ms of Node's spawnSync; NODE_EXTRA_CA_CERTS is unset for the runs. " +
