@@ -11,7 +11,7 @@ cd "$repo"
 
 if [ "$(id -u)" != 0 ]; then echo "demo: run as root (it creates network namespaces)" >&2; exit 1; fi
 if [ "${1:-}" != "--no-build" ]; then
-  [ -d node_modules ] || npm ci --no-audit --no-fund
+  bash scripts/setup.sh
   npm run -s build
   bash scripts/build-driver.sh
 fi

@@ -43,6 +43,8 @@ vitest_project() {
 }
 
 if [ "${TSCNI_SKIP_BUILD:-}" != 1 ]; then
+  note "setup (installs only what is missing)"
+  bash scripts/setup.sh >&2 || fail_step "scripts/setup.sh"
   note "build"
   npm run build >&2 || fail_step "npm run build"
   note "build libcni driver"
