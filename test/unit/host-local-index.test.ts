@@ -32,7 +32,7 @@ function conf(extra: Record<string, unknown> = {}): NetConf {
 function inv(command: Command, config: NetConf, containerId: string, ifname = "eth0"): Invocation {
   return { command, containerId, netns: "/var/run/netns/x", ifname, args: "", path: [], stdin: JSON.stringify(config), config };
 }
-const add = async (id: string, ifname = "eth0") => (await h.add(inv("ADD", conf(), id, ifname))).ips.map((i) => i.address);
+const add = async (id: string, ifname = "eth0") => (await h.add(inv("ADD", conf(), id, ifname))).ips!.map((i) => i.address);
 const del = (id: string, ifname = "eth0") => h.del(inv("DEL", conf(), id, ifname));
 const addresses = () => readdirSync(netDir()).filter((f) => /^\d/.test(f)).sort();
 /** Full scans since the last reset. */
