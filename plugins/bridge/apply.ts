@@ -5,7 +5,7 @@
 import { run, tool } from "../../pkg/exec.js";
 import { formatCidr, type Cidr } from "../../pkg/ip.js";
 import { BatchFailedError, ipArgv, isNoDevice, line, runBatch, type BatchResult } from "../../pkg/iproute2.js";
-import { podScript, type PodPlan } from "./plan-pod.js";
+import { broadcast, podScript, type PodPlan } from "./plan-pod.js";
 
 /** The pod-side process: sysctls then `ip -batch`, inside the pod's namespace. */
 export async function applyPod(netns: string, plan: PodPlan): Promise<BatchResult> {
@@ -47,7 +47,7 @@ export async function deleteAddrs(dev: string, cidrs: readonly string[]): Promis
 export async function replaceAddrs(dev: string, remove: readonly string[], gateways: readonly Cidr[]): Promise<void> {
   const lines = [
     ...remove.map((c) => line("addr", "del", c, "dev", dev)),
-    ...gateways.map((g) => line("addr", "replace", formatCidr(g), "dev", dev, ...(g.ip.family === 6 ? ["nodad"] : []))),
+    ...gateways.map((g) => line("addr", "replace", formatCidr(g), ...broadcast(g), "dev", dev, ...(g.ip.family === 6 ? ["nodad"] : []))),
   ];
   const r = await runBatch(lines);
   if (!r.ok) throw new BatchFailedError(`replacing the addresses of ${dev} failed`, r, lines);

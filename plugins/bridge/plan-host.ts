@@ -12,6 +12,7 @@
 import { formatCidr, type Cidr } from "../../pkg/ip.js";
 import { line } from "../../pkg/iproute2.js";
 import type { BridgeConfig } from "./config.js";
+import { broadcast } from "./plan-pod.js";
 
 export interface LinksPlanInput {
   conf: Pick<BridgeConfig, "bridge" | "mtu" | "promiscMode" | "hairpinMode" | "portIsolation" | "vlan" | "vlanTrunk">;
@@ -101,7 +102,7 @@ export function planGateway(p: GatewayPlanInput): BatchPlan {
   shows.push("gateway-addrs-before");
   for (const gw of p.gateways) {
     const nodad = gw.ip.family === 6 ? ["nodad"] : [];
-    lines.push(line("addr", "replace", formatCidr(gw), "dev", target, ...nodad));
+    lines.push(line("addr", "replace", formatCidr(gw), ...broadcast(gw), "dev", target, ...nodad));
   }
   if (p.vlanGateway) {
     lines.push(line("addr", "show", "dev", p.vlanGateway.name));

@@ -37,7 +37,6 @@ export function planPod(p: PodPlanInput): PodPlan {
   if (hasV6) {
     sysctls.push({ key: ifKey(6, "lo", "disable_ipv6"), value: "0" });
     sysctls.push({ key: ifKey(6, p.ifname, "disable_ipv6"), value: "0" });
-    sysctls.push({ key: ifKey(6, p.ifname, "accept_ra"), value: "0" });
     if (p.enabledad) {
       sysctls.push({ key: ifKey(6, p.ifname, "enhanced_dad"), value: "1" });
       sysctls.push({ key: ifKey(6, p.ifname, "accept_dad"), value: "1" });
@@ -50,11 +49,16 @@ export function planPod(p: PodPlanInput): PodPlan {
   const lines: string[] = [];
   // Addresses before the link goes up: with arp_notify the kernel announces them at NETDEV_UP.
   for (const a of p.addresses) {
-    lines.push(line("addr", "add", formatCidr(a), "dev", p.ifname, ...(a.ip.family === 6 && !p.enabledad ? ["nodad"] : [])));
+    lines.push(line("addr", "add", formatCidr(a), ...broadcast(a), "dev", p.ifname, ...(a.ip.family === 6 && !p.enabledad ? ["nodad"] : [])));
   }
   if (!p.linkDown) lines.push(line("link", "set", "dev", p.ifname, "up"));
   for (const r of p.routes) lines.push(routeLine(r, p.ifname, p.ips));
   return { sysctls, lines };
+}
+
+/** IPv4 below /31 gets the subnet's broadcast address, as the reference's netlink library sets it. */
+export function broadcast(a: Cidr): string[] {
+  return a.ip.family === 4 && a.prefix < 31 ? ["brd", "+"] : [];
 }
 
 export function routeLine(r: Route, ifname: string, ips: readonly IpConfig[]): string {

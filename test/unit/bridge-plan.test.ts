@@ -62,7 +62,7 @@ describe("planLinks / planGateway (golden)", () => {
     expect(p.vethLine).toBe(1);
     expect(p.bridgeAddLine).toBe(2);
     const g = planGateway({ conf: config({ isGateway: true }), gateways: [parseCidr("10.85.0.1/16")!] });
-    expect(g.lines).toEqual(["addr show dev cni0", "addr replace 10.85.0.1/16 dev cni0"]);
+    expect(g.lines).toEqual(["addr show dev cni0", "addr replace 10.85.0.1/16 brd + dev cni0"]);
     expect(g.shows).toEqual(["gateway-addrs-before"]);
   });
   it("existing bridge, mtu, hairpin, isolation; IPv6 gateway without DAD", () => {
@@ -98,7 +98,7 @@ describe("planLinks / planGateway (golden)", () => {
       "link set dev veth89abcdef master cni0 up",
       "link set dev cni0.10 up",
       "addr show dev cni0.10",
-      "addr replace 10.85.0.1/16 dev cni0.10",
+      "addr replace 10.85.0.1/16 brd + dev cni0.10",
       "addr show dev cni0.10",
     ]);
     expect(g.shows).toEqual(["gateway-addrs-before", "vlan-gateway"]);
@@ -129,7 +129,7 @@ describe("planPod (golden)", () => {
     );
     const p = planPod({ ifname: "eth0", addresses: a.addresses, ips: a.ips, routes: a.routes, enabledad: false, linkDown: false });
     expect(p.lines).toEqual([
-      "addr add 10.85.0.5/16 dev eth0",
+      "addr add 10.85.0.5/16 brd + dev eth0",
       "addr add fd00::5/64 dev eth0 nodad",
       "link set dev eth0 up",
       "route add 0.0.0.0/0 via 10.85.0.1 dev eth0",
@@ -139,7 +139,6 @@ describe("planPod (golden)", () => {
     expect(p.sysctls.map((s) => `${s.key.join("/")}=${s.value}`)).toEqual([
       "net/ipv6/conf/lo/disable_ipv6=0",
       "net/ipv6/conf/eth0/disable_ipv6=0",
-      "net/ipv6/conf/eth0/accept_ra=0",
       "net/ipv6/conf/eth0/accept_dad=0",
       "net/ipv4/conf/eth0/arp_notify=1",
     ]);
