@@ -3,7 +3,6 @@
  * prints, and one runner. A batch is one process however many lines it holds; `ip`
  * stops at the first failing line and names it on stderr ("Command failed -:N").
  */
-import { realpathSync } from "node:fs";
 import { run, tool, formatCommand } from "./exec.js";
 import { CniCode, CniError } from "./types/errors.js";
 
@@ -30,31 +29,19 @@ export interface BatchOptions {
 }
 
 /**
- * The argv running `ip -batch -` in the current namespace, or inside `netns`:
- * `ip -n` costs no extra exec (nsenter + exec costs ~2.5 ms) but takes a name under
- * /var/run/netns, so any other path is reached by walking up from there.
+ * The argv running `ip -batch -` in the current namespace, or inside `netns` (a path)
+ * through nsenter. Not `ip -n`: it takes names only, and it unshares the mount
+ * namespace, which copies the whole mount table — on a node with a thousand pods (a
+ * netns bind mount each) that costs more than nsenter's extra exec (measured 5.8 vs
+ * 3.7 ms with 1000 mounts).
  */
 export function ipArgv(opts: BatchOptions = {}): string[] {
-  const argv = [tool("ip")];
-  if (opts.netns) argv.push("-n", netnsName(opts.netns));
+  const argv = opts.netns ? [tool("nsenter"), `--net=${opts.netns}`, tool("ip")] : [tool("ip")];
   if (opts.json) argv.push("-json");
   if (opts.details) argv.push("-details");
   if (opts.force) argv.push("-force");
   argv.push("-batch", "-");
   return argv;
-}
-
-const NETNS_RUN_DIR = "/var/run/netns";
-
-/** A name that `ip -n` resolves (as NETNS_RUN_DIR/<name>) to the namespace at `path`. */
-export function netnsName(path: string): string {
-  const base = path.slice(path.lastIndexOf("/") + 1);
-  try {
-    if (base !== "" && realpathSync(`${NETNS_RUN_DIR}/${base}`) === realpathSync(path)) return base;
-  } catch {
-    /* not a named namespace */
-  }
-  return `../../../../../../..${path}`;
 }
 
 export interface BatchResult {
