@@ -462,12 +462,14 @@ function recordError(fig, c, msg) {
  * One interleaved round on every node: ADD a fresh pod, CHECK it, DEL it (so the node's pod
  * count is unchanged), each step run for every contender (in a rotated order) before the next.
  */
-async function roundAddCheckDel(nodes, round, figs) {
+async function roundAddCheckDel(nodes, round, figsOrFn) {
+  const figsOf = typeof figsOrFn === "function" ? figsOrFn : () => figsOrFn;
   const order = rotate(nodes, round);
   const pods = new Map();
   for (const node of order) pods.set(node, (await newPods(node, 1))[0]);
   const ok = new Map();
   for (const node of order) {
+    const figs = figsOf(node);
     const pod = pods.get(node);
     const r = await node.runner.run(pluginJob(node, "ADD", pod));
     if (r.code === 0 && (pod.result = parseResult(r))) {
@@ -477,9 +479,10 @@ async function roundAddCheckDel(nodes, round, figs) {
       ok.set(node, true);
     } else recordError(figs.add, node.c, failure(node, "ADD", r));
   }
-  if (figs.check) {
+  {
     for (const node of order) {
-      if (!ok.get(node)) continue;
+      const figs = figsOf(node);
+      if (!figs.check || !ok.get(node)) continue;
       const pod = pods.get(node);
       const r = await node.runner.run(pluginJob(node, "CHECK", pod, pod.result));
       if (r.code === 0) {
@@ -491,6 +494,7 @@ async function roundAddCheckDel(nodes, round, figs) {
     }
   }
   for (const node of order) {
+    const figs = figsOf(node);
     const pod = pods.get(node);
     const r = await node.runner.run(pluginJob(node, "DEL", pod, pod.result ?? undefined));
     if (r.code === 0) {
@@ -501,8 +505,10 @@ async function roundAddCheckDel(nodes, round, figs) {
       }
     } else recordError(figs.del ?? figs.add, node.c, failure(node, "DEL", r));
   }
-  if (figs.version) {
+  {
     for (const node of order) {
+      const figs = figsOf(node);
+      if (!figs.version) continue;
       const r = await node.runner.run(pluginJob(node, "VERSION"));
       if (r.code === 0) record(figs.version, node.c, r.ms);
       else recordError(figs.version, node.c, failure(node, "VERSION", r));
@@ -560,22 +566,31 @@ async function phaseSteady() {
 
 async function phaseScale() {
   if (P.bigPods <= 0) return;
-  log(`scale phase: ${P.midPods} then ${P.bigPods} pods per node`);
+  log(`scale phase: one node with ${P.midPods} and one with ${P.bigPods} pods per contender, sampled in alternation`);
   const nodes = [];
   try {
-    for (const c of contenders) nodes.push(await createNode(c, "g"));
-    for (const [target, figs] of [
-      [P.midPods, { add: "addMid", del: "delMid" }],
-      [P.bigPods, { add: "addBig", del: "delBig" }],
-    ]) {
-      for (const node of nodes) {
-        const from = node.active;
-        const t0 = Date.now();
-        const ms = await fill(node, target);
-        fillTimes.push({ contender: node.c.key, from, to: target, seconds: round(ms / 1000) });
-        log(`  ${node.c.key}: ${from} → ${target} pods in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    for (const c of contenders) {
+      const mid = await createNode(c, "m");
+      mid.figs = { add: "addMid", del: "delMid", floor: "spawnFloorMid" };
+      nodes.push(mid);
+      const big = await createNode(c, "g");
+      big.figs = { add: "addBig", del: "delBig", floor: "spawnFloorBig" };
+      nodes.push(big);
+    }
+    for (const node of nodes) {
+      const target = node.phase === "m" ? P.midPods : P.bigPods;
+      const t0 = Date.now();
+      const ms = await fill(node, target);
+      fillTimes.push({ contender: node.c.key, from: 0, to: target, seconds: round(ms / 1000) });
+      log(`  ${node.c.key}: 0 → ${target} pods in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    await sleep(2000); // the last pods' IPv6 DAD/RS floods through the bridge
+    for (let i = 0; i < P.iterations; i++) {
+      await roundAddCheckDel(nodes, i, (node) => node.figs);
+      for (const node of rotate(nodes, i)) {
+        const t = await node.runner.run({ argv: ["/bin/true"], env: {}, stdin: "" });
+        if (t.code === 0) record(node.figs.floor, node.c, t.ms);
       }
-      for (let i = 0; i < P.iterations; i++) await roundAddCheckDel(nodes, i, figs);
     }
   } finally {
     for (const node of nodes) {
@@ -697,6 +712,12 @@ function buildReport(startedAt) {
     { key: "version", title: "VERSION (start-up floor)", unit: "ms", goal: "—" },
     { key: "spawnFloor", title: "`/bin/true` from the runner (timing overhead)", unit: "ms", goal: "—" },
   );
+  if (big > 0) {
+    figures.push(
+      { key: "spawnFloorMid", title: `\`/bin/true\` from the runner, ${mid}-pod node`, unit: "ms", goal: "—" },
+      { key: "spawnFloorBig", title: `\`/bin/true\` from the runner, ${big}-pod node`, unit: "ms", goal: "—" },
+    );
+  }
 
   const ref = contenders.find((c) => c.reference);
   for (const fig of figures) {
