@@ -43,6 +43,21 @@ const BUILTIN: Partial<Record<string, () => Promise<Handlers>>> = {
   "host-local": async () => (await import("../ipam/host-local/plugin.js")).plugin.handlers,
 };
 
+/** Pure config checks of in-process implementations, run before anything changes. */
+const VALIDATE: Partial<Record<string, (inv: Invocation) => Promise<void>>> = {
+  "host-local": async (inv) => {
+    (await import("../ipam/host-local/config.js")).loadConfig(inv.config, inv.args);
+  },
+};
+
+/**
+ * Validates the IPAM configuration without allocating, when the IPAM runs in-process
+ * (a plugin we exec can only be asked by running it).
+ */
+export async function validateIpam(t: IpamTarget, inv: Invocation): Promise<void> {
+  if (t.builtin) await VALIDATE[t.type]?.(inv);
+}
+
 export interface IpamTarget {
   type: string;
   /** Where it was found on CNI_PATH. */

@@ -6,7 +6,7 @@
  */
 import { formatCidr, formatIp, parseCidr, subnetOf, type Cidr } from "../../pkg/ip.js";
 import { BatchFailedError, isExists, parseJsonStream, runBatch, type IpAddrInfo, type IpLink } from "../../pkg/iproute2.js";
-import { ipamAdd, ipamCall, resolveIpam, type IpamTarget } from "../../pkg/ipam.js";
+import { ipamAdd, ipamCall, resolveIpam, validateIpam, type IpamTarget } from "../../pkg/ipam.js";
 import { detectBackend, setupMasq, teardownMasq } from "../../pkg/masq/index.js";
 import { requireNetns } from "../../pkg/netns.js";
 import { ifKey, IPV4_FORWARD, IPV6_FORWARD, writeSysctl } from "../../pkg/sysctl.js";
@@ -55,6 +55,7 @@ function prepare(inv: Invocation): Prepared {
 
 export async function cmdAdd(inv: Invocation, log: StepLog): Promise<Result> {
   const p = prepare(inv);
+  if (p.ipam) await validateIpam(p.ipam, inv);
   const undo = new UndoStack();
   try {
     const result = await addSteps(inv, p, undo, log);
