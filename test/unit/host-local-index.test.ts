@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createHandlers } from "../../ipam/host-local/commands.js";
-import { ReservationIndex } from "../../ipam/host-local/index.js";
+import { bucketOf, ReservationIndex } from "../../ipam/host-local/index.js";
 import { DiskStore } from "../../ipam/host-local/store.js";
 import type { Command, Invocation, NetConf } from "../../pkg/types/netconf.js";
 
@@ -40,25 +40,29 @@ const scans = () => scanCount;
 const resetScans = () => {
   scanCount = 0;
 };
-const certified = () => existsSync(join(idxDir(), "state"));
+const certified = () => existsSync(join(idxDir(), "state")) && readFileSync(join(idxDir(), "state"), "utf8") !== "";
 /** What the Go plugin does on ADD: O_EXCL create, then rewrite last_reserved_ip.N in place. */
 function goReserve(ip: string, id: string, ifname = "eth0") {
   writeFileSync(join(netDir(), ip), `${id}\r\n${ifname}`, { flag: "wx" });
   writeFileSync(join(netDir(), "last_reserved_ip.0"), ip);
 }
+const index = () => new ReservationIndex(new DiskStore(dataDir, NET), dataDir, NET);
+/** The index's entry for `id`, as `<ip> <ifname>` lines. */
 function indexOf(id: string): string | undefined {
-  try {
-    return readFileSync(join(idxDir(), "ids", id), "utf8");
-  } catch {
-    return undefined;
-  }
+  const rs = index().read(id);
+  return rs.length ? rs.map((r) => (r.ifname === undefined ? `${formatIp(r.ip)}\n` : `${formatIp(r.ip)} ${r.ifname}\n`)).sort().join("") : undefined;
+}
+/** Writes the index's entry for `id` directly (simulating damage or a crash). */
+function setIndex(id: string, entries: [string, string | undefined][]) {
+  index().write(id, entries.map(([a, ifname]) => (ifname === undefined ? { ip: ipOf(a), id } : { ip: ipOf(a), id, ifname })));
 }
 
 describe("index", () => {
   it("lives outside the network directory, which keeps the reference layout only", async () => {
     await add("c1");
     expect(readdirSync(netDir()).sort()).toEqual(["10.10.0.2", "last_reserved_ip.0", "lock"]);
-    expect(readdirSync(idxDir()).sort()).toEqual(["ids", "state"]);
+    expect(readdirSync(idxDir()).sort()).toEqual(["buckets", "state"]);
+    expect(readdirSync(join(idxDir(), "buckets"))).toEqual([bucketOf("c1")]);
     expect(indexOf("c1")).toBe("10.10.0.2 eth0\n");
   });
 
@@ -127,30 +131,58 @@ describe("index", () => {
     await add("c1");
     await add("c2");
     // Damage the index: c2's entry claims c1's address.
-    writeFileSync(join(idxDir(), "ids", "c2"), "10.10.0.2 eth0\n");
+    setIndex("c2", [["10.10.0.2", "eth0"]]);
     await del("c2");
     expect(addresses()).toEqual(["10.10.0.2"]);
     expect(indexOf("c1")).toBe("10.10.0.2 eth0\n");
     expect(indexOf("c2")).toBeUndefined();
   });
 
+  it("IDs sharing a bucket keep their own entries", async () => {
+    const ids = Array.from({ length: 2000 }, (_, i) => `pod${i}`);
+    const b = bucketOf(ids[0]!);
+    const [x, y] = ids.filter((i) => bucketOf(i) === b);
+    await add(x!);
+    await add(y!);
+    expect(indexOf(x!)).toBe("10.10.0.2 eth0\n");
+    expect(indexOf(y!)).toBe("10.10.0.3 eth0\n");
+    resetScans();
+    await del(x!);
+    expect(indexOf(y!)).toBe("10.10.0.3 eth0\n");
+    expect(await add(y!)).toEqual(["10.10.0.3/24"]);
+    expect(scans()).toBe(0);
+  });
+
+  it("a failed, rolled-back ADD leaves the index trusted and unchanged", async () => {
+    const small = { ...conf(), ipam: { type: "host-local", dataDir, ranges: [[{ subnet: "10.10.0.0/30" }]] } } as NetConf;
+    await h.add(inv("ADD", small, "only"));
+    resetScans();
+    await expect(h.add(inv("ADD", small, "second"))).rejects.toMatchObject({ code: 11 });
+    expect(certified()).toBe(true);
+    expect(indexOf("second")).toBeUndefined();
+    await h.del(inv("DEL", small, "only"));
+    expect(scans()).toBe(0);
+    expect(addresses()).toEqual([]);
+  });
+
   it("a crash between reserve and index update: the next command scans and rebuilds", async () => {
     await add("c1");
-    // The crashed ADD: state removed first (as every writer does), then the address file.
-    unlinkSync(join(idxDir(), "state"));
+    // The crashed ADD: state emptied first (as every writer does), then the address file.
+    writeFileSync(join(idxDir(), "state"), "");
     writeFileSync(join(netDir(), "10.10.0.3"), "crashed\r\neth0", { flag: "wx" });
     resetScans();
     await del("crashed"); // the runtime cleans up the failed ADD
     expect(scans()).toBe(1);
     expect(addresses()).toEqual(["10.10.0.2"]);
     expect(certified()).toBe(true);
-    expect(readdirSync(join(idxDir(), "ids"))).toEqual(["c1"]);
+    expect(indexOf("crashed")).toBeUndefined();
+    expect(indexOf("c1")).toBe("10.10.0.2 eth0\n");
   });
 
   it("a crash after the index entry but before the state: rebuilt from the directory", async () => {
     await add("c1");
-    unlinkSync(join(idxDir(), "state"));
-    writeFileSync(join(idxDir(), "ids", "ghost"), "10.10.0.7 eth0\n");
+    writeFileSync(join(idxDir(), "state"), ""); // invalidated, as every writer does first
+    setIndex("ghost", [["10.10.0.7", "eth0"]]);
     expect(await add("ghost")).toEqual(["10.10.0.3/24"]);
     expect(indexOf("ghost")).toBe("10.10.0.3 eth0\n");
   });
@@ -159,7 +191,7 @@ describe("index", () => {
     await add("c1");
     writeFileSync(join(idxDir(), "state"), "{not json");
     expect(await add("c1")).toEqual(["10.10.0.2/24"]);
-    writeFileSync(join(idxDir(), "ids", "c1"), "nonsense\n");
+    writeFileSync(join(idxDir(), "buckets", bucketOf("c1")), "nonsense\n");
     expect(await add("c1")).toEqual(["10.10.0.2/24"]);
     expect(indexOf("c1")).toBe("10.10.0.2 eth0\n");
   });
@@ -186,7 +218,7 @@ describe("index", () => {
     goReserve("10.10.0.40", "go4");
     await h.gc({ ...inv("GC", conf({ "cni.dev/valid-attachments": [{ containerID: "c2", ifname: "eth0" }, { containerID: "go4", ifname: "eth0" }] }), "") });
     expect(addresses()).toEqual(["10.10.0.3", "10.10.0.40"]);
-    expect(readdirSync(join(idxDir(), "ids")).sort()).toEqual(["c2", "go4"]);
+    expect(["c1", "c2", "c3", "go4"].map(indexOf)).toEqual([undefined, "10.10.0.3 eth0\n", undefined, "10.10.0.40 eth0\n"]);
     expect(certified()).toBe(true);
     resetScans();
     await del("go4");
@@ -227,7 +259,7 @@ describe("index", () => {
   });
 });
 
-import { parseIp } from "../../pkg/ip.js";
+import { formatIp, parseIp } from "../../pkg/ip.js";
 const ipOf = (s: string) => parseIp(s)!;
 function observeNow() {
   const idx = new ReservationIndex(new DiskStore(dataDir, NET), dataDir, NET);
