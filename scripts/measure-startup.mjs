@@ -250,7 +250,9 @@ const report = [
   "",
   table(mainRows),
   "",
-  "What each runtime dependency adds to every start (a probe that imports it alone, compiled like tscni):",
+  deps.length
+    ? "What each runtime dependency adds to every start (a probe that imports it alone, compiled like tscni):"
+    : "package.json has no runtime dependencies; the baselines a dependency's probe would be compared with:",
   "",
   table(depRows, "node:fs + node:child_process"),
   ...(variantRows.length ? ["", "Build variants of the same plugins/main.ts (`--variants`):", "",
