@@ -4,10 +4,24 @@ import { readStdin } from "../pkg/stdin.js";
 import { PLUGINS } from "./registry.js";
 import { TSCNI_VERSION } from "../pkg/about.js";
 
-/** The name this executable was started as: a hard link per plugin selects the plugin. */
+const basename = (p: string): string => p.slice(p.lastIndexOf("/") + 1);
+
+/**
+ * The name this executable was started as: a hard link per plugin selects the plugin.
+ * Compiled by bun, argv[1] is the virtual "/$bunfs/root/tscni" and argv0 keeps the real
+ * argv[0] (execPath names a hard link too, but resolves symlinks). Under Node, argv[1] is
+ * the script path as given (`node …/host-local`).
+ */
 function invokedName(): string {
-  const argv0 = process.argv0 || process.argv[1] || process.execPath;
-  return argv0.slice(argv0.lastIndexOf("/") + 1);
+  const script = process.argv[1] ?? "";
+  if (script.startsWith("/$bunfs/")) {
+    for (const p of [process.argv0, process.execPath]) {
+      const name = basename(p ?? "");
+      if (name in PLUGINS) return name;
+    }
+    return "tscni";
+  }
+  return basename(script).replace(/\.[cm]?js$/, "");
 }
 
 function write(fd: number, text: string): void {

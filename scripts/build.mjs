@@ -17,6 +17,7 @@
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import {
+  readFileSync,
   chmodSync, existsSync, linkSync, mkdirSync, rmSync, statSync, writeFileSync,
 } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -44,6 +45,8 @@ const entry = resolve(ROOT, opts.entry);
 const bundlePath = join(DIST, format === "cjs" ? "tscni.cjs" : "tscni.mjs");
 const exePath = join(BIN_DIR, "tscni");
 
+const PACKAGE_VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
+
 /** esbuild options shared by the real build and scripts/measure-startup.mjs's probes. */
 export function esbuildOptions(fmt) {
   return {
@@ -52,6 +55,8 @@ export function esbuildOptions(fmt) {
     format: fmt,
     target: "node20",
     minify: true,
+    // pkg/about.ts reads the version from here; "dev" when run from source.
+    define: { __TSCNI_VERSION__: JSON.stringify(PACKAGE_VERSION) },
     logLevel: "warning",
     // In a CJS bundle import.meta is {}: code relying on it would break silently.
     logOverride: { "empty-import-meta": "error" },
