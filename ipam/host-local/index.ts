@@ -5,9 +5,9 @@
  * Lives OUTSIDE the reference layout, in `<dataDir>/.tscni/<network>/`:
  *   buckets/00 … ff    the reservations, one line each (`<containerID> <ip> <ifname>`,
  *                      no ifname for a legacy id-only file), in the bucket chosen by a
- *                      hash of the container ID; rewritten in place, so an ADD or DEL
- *                      creates no file here (a create costs 20× an overwrite on a busy
- *                      ext4, see README)
+ *                      hash of the container ID; rewritten in place (a create costs
+ *                      20× an overwrite on a busy ext4, see README), created when first
+ *                      needed and removed when empty
  *   state              what the network directory looked like when the index was last
  *                      known to match it: the directory's inode + mtime (ns) and every
  *                      `last_reserved_ip.N` (inode, mtime, content, or absent)
@@ -24,7 +24,7 @@
  * after creating the address file, so a concurrent foreign reserve is caught either by
  * the directory mtime or by that file.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { formatIp, parseIp } from "../../pkg/ip.js";
 import { canonicalIp } from "./range-set.js";
 import { decodeReservation, LAST_RESERVED_PREFIX } from "./store.js";
@@ -214,6 +214,16 @@ export class ReservationIndex {
   }
 
   private put(b: string, text: string): void {
+    if (text === "") {
+      // An empty bucket is removed: a rolled-back ADD leaves no trace in the data dir.
+      try {
+        unlinkSync(`${this.ids}/${b}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      this.texts.set(b, "");
+      return;
+    }
     try {
       writeFileSync(`${this.ids}/${b}`, text, { mode: 0o644 });
     } catch (err) {
@@ -255,6 +265,7 @@ export class ReservationIndex {
       have = [];
     }
     for (const b of have) if (!want.has(b)) this.put(b, "");
+    // (bucketText() of a removed bucket reads ENOENT as "", so it is not rewritten.)
     for (const [b, lines] of want) {
       const text = lines.sort().join("");
       if (this.bucketText(b) !== text) this.put(b, text);

@@ -149,6 +149,7 @@ describe("index", () => {
     resetScans();
     await del(x!);
     expect(indexOf(y!)).toBe("10.10.0.3 eth0\n");
+    expect(readdirSync(join(idxDir(), "buckets"))).toEqual([b]);
     expect(await add(y!)).toEqual(["10.10.0.3/24"]);
     expect(scans()).toBe(0);
   });
@@ -163,6 +164,7 @@ describe("index", () => {
     await h.del(inv("DEL", small, "only"));
     expect(scans()).toBe(0);
     expect(addresses()).toEqual([]);
+    expect(readdirSync(join(idxDir(), "buckets"))).toEqual([]); // empty buckets are removed
   });
 
   it("a crash between reserve and index update: the next command scans and rebuilds", async () => {
