@@ -612,6 +612,7 @@ async function phaseBurst() {
         const add = await node.runner.send({ type: "burst", jobs: pods.map((p) => pluginJob(node, "ADD", p)) });
         const addErrs = [];
         add.results.forEach((r, k) => {
+          if (r.code === 0) measured.set(`${c.key}/${pods[k].id}/ADD`, { fig: "burstAdd", ms: r.ms });
           if (r.code === 0) pods[k].result = parseResult(r);
           else addErrs.push(failure(node, "ADD", r));
         });
@@ -623,6 +624,9 @@ async function phaseBurst() {
         const del = await node.runner.send({
           type: "burst",
           jobs: pods.map((p) => pluginJob(node, "DEL", p, p.result ?? undefined)),
+        });
+        del.results.forEach((r, k) => {
+          if (r.code === 0) measured.set(`${c.key}/${pods[k].id}/DEL`, { fig: "burstDel", ms: r.ms });
         });
         const delErrs = del.results.filter((r) => r.code !== 0).map((r) => failure(node, "DEL", r));
         const left = await vethCount(node.name);
