@@ -71,7 +71,13 @@ async function add(inv: Invocation, deps: Deps): Promise<Result> {
         if (undo.length && err instanceof CniError) throw new CniError(err.code, err.message, [err.details, ...undo].filter(Boolean).join("; "));
         // Rolled back cleanly: the directory holds what it held, so a trusted index is
         // trusted again (a failed ADD leaves the index as it found it).
-        if (!known.all) index.certify(known.obs);
+        if (!known.all) {
+          try {
+            index.certify(known.obs);
+          } catch {
+            /* the index stays untrusted: the next command scans */
+          }
+        }
         throw err;
       }
       const fresh: Reservation[] = done.filter((a) => a.fresh).map((a) => ({ ip: a.ip, id: key.id.trim(), ifname: key.ifname }));

@@ -188,11 +188,14 @@ export class ReservationIndex {
     const out: Reservation[] = [];
     for (const line of this.bucketText(b).split("\n")) {
       if (line === "") continue;
-      const f = line.split(" ");
-      const ip = f.length === 2 || f.length === 3 ? parseIp(f[1]!) : undefined;
+      // "<id> <ip>[ <ifname>]": the ID has no whitespace; an ifname written by another
+      // plugin might, so it is the rest of the line.
+      const s1 = line.indexOf(" ");
+      const s2 = s1 < 0 ? -1 : line.indexOf(" ", s1 + 1);
+      const ip = s1 < 0 ? undefined : parseIp(s2 < 0 ? line.slice(s1 + 1) : line.slice(s1 + 1, s2));
       if (!ip) throw new Error(`bad index line ${JSON.stringify(line)} in ${this.ids}/${b}`);
-      if (f[0] !== id) continue;
-      out.push(f.length === 2 ? { ip: canonicalIp(ip), id } : { ip: canonicalIp(ip), id, ifname: f[2]! });
+      if (line.slice(0, s1) !== id) continue;
+      out.push(s2 < 0 ? { ip: canonicalIp(ip), id } : { ip: canonicalIp(ip), id, ifname: line.slice(s2 + 1) });
     }
     return out;
   }

@@ -189,6 +189,18 @@ describe("index", () => {
     expect(indexOf("ghost")).toBe("10.10.0.3 eth0\n");
   });
 
+  it("an ifname with a space (written by another plugin) round-trips through the index", async () => {
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(netDir());
+    writeFileSync(join(netDir(), "10.10.0.9"), "odd\r\nmy if");
+    await add("c1"); // builds the index from the directory
+    expect(indexOf("odd")).toBe("10.10.0.9 my if\n");
+    resetScans();
+    await del("odd", "my if");
+    expect(scans()).toBe(0);
+    expect(addresses()).toEqual(["10.10.0.2"]);
+  });
+
   it("a garbage state or entry falls back to a scan", async () => {
     await add("c1");
     writeFileSync(join(idxDir(), "state"), "{not json");
