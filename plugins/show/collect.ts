@@ -142,16 +142,30 @@ export function parseNftTable(json: string): Pick<NftFact, "chains" | "elements"
   return { chains, elements };
 }
 
+/** chain name -> comment, from `nft list table` text. Pure. */
+export function nftChainComments(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^\s*chain (\S+) \{\s*\n\s*comment "([^"]*)"/gm)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
 async function readNft(): Promise<NftFact> {
   const exe = findTool("nft");
   if (!exe) return { state: "no-tool", chains: [], elements: [] };
-  const r = await run([exe, "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { allowFailure: true });
+  // nft's JSON leaves chain comments out (nftables 1.0.6), its text keeps them: read both.
+  const [r, text] = await Promise.all([
+    run([exe, "-j", "list", "table", NFT_FAMILY, NFT_TABLE], { allowFailure: true }),
+    run([exe, "list", "table", NFT_FAMILY, NFT_TABLE], { allowFailure: true }),
+  ]);
   if (r.code !== 0) {
     if (/No such file or directory/.test(r.stderr)) return { state: "no-table", chains: [], elements: [] };
     return { state: "error", chains: [], elements: [], error: `nft list table ${NFT_FAMILY} ${NFT_TABLE} failed: ${r.stderr.trim()}` };
   }
   try {
-    return { state: "table", ...parseNftTable(r.stdout) };
+    const parsed = parseNftTable(r.stdout);
+    const comments = nftChainComments(text.stdout);
+    for (const c of parsed.chains) c.comment ??= comments.get(c.name);
+    return { state: "table", ...parsed };
   } catch (err) {
     return { state: "error", chains: [], elements: [], error: `cannot parse nft -j output: ${(err as Error).message}` };
   }

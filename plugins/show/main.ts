@@ -73,7 +73,9 @@ export function parseShowArgs(argv: readonly string[]): ShowArgs {
       allowPositionals: false,
     }));
   } catch (err) {
-    throw new ShowError((err as Error).message.split("\n")[0]!.replace(/^TypeError \[\w+\]: /, ""), { usage: true });
+    // Node's messages vary by version ("Unknown option '--x'. To specify a positional …"): keep the first sentence.
+    const msg = (err as Error).message.split("\n")[0]!.replace(/\. To specify .*$/, "").replace(/\.$/, "");
+    throw new ShowError(msg.charAt(0).toLowerCase() + msg.slice(1), { usage: true });
   }
   const dataDir = values["data-dir"] ?? DEFAULT_DATA_DIR;
   if (dataDir === "") throw new ShowError("--data-dir must not be empty", { usage: true });

@@ -154,7 +154,7 @@ export function buildReport(f: ShowFacts): ShowReport {
       containerId: owner?.containerId ?? null,
       ifname: owner?.ifname ?? null,
       object: c.name,
-      detail: `nft chain in inet tscni_masq whose attachment holds no reservation under ${f.dataDir}`,
+      detail: `nft chain in inet tscni_masq whose attachment holds no reservation under ${f.dataDir}${owner ? `/${owner.network}` : ""}`,
     });
   }
 
