@@ -152,7 +152,7 @@ try {
   for (let i = 0; i < RUNS; i++) {
     const p = pod();
     const file = join(TMP, `trace-${i}`);
-    const wrap = ["strace", "-f", "--seccomp-bpf", "-ttt", "-qq", "-e", "trace=execve,exit_group,read,write,openat,flock,rename", "-e", "signal=none", "-s", "60", "-o", file];
+    const wrap = ["strace", "-f", "--seccomp-bpf", "-ttt", "-qq", "-e", process.env.PROFILE_TRACE ?? "trace=execve,exit_group,read,write,openat,flock,rename", "-e", "signal=none", "-s", "60", "-o", file];
     let prev = null;
     if (CMD === "ADD") {
       plugin(CMD, p, null, wrap);
