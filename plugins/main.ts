@@ -30,6 +30,10 @@ function write(fd: number, text: string): void {
 
 async function main(): Promise<number> {
   const name = invokedName();
+  if (name === "tscni" && process.argv[2] === "show") {
+    const { runShow } = await import("./show/main.js");
+    return runShow(process.argv.slice(3));
+  }
   const load = PLUGINS[name];
   if (!load) {
     const about = `tscni ${TSCNI_VERSION}: CNI plugins ${Object.keys(PLUGINS).join(", ")}; invoke through a link named after the plugin`;
