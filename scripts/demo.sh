@@ -78,6 +78,8 @@ ip -n "$node" -brief addr show cni0
 ip -n "$node" -brief link show master cni0
 step "on the node: the reservations host-local wrote"
 for f in "$work/ipam/demo/"*; do printf '%s: %s\n' "$(basename "$f")" "$(tr '\r\n' '  ' < "$f")"; done
+step "on the node: who owns which veth, address and chain (tscni show)"
+in_node "$repo/dist/bin/tscni" show --data-dir "$work/ipam" --cache-dir "$work/cache" --no-trunc
 step "on the node: masquerade rules (nat table)"
 in_node iptables-save -t nat | grep -E 'CNI-|^\*nat' || true
 
