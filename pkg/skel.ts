@@ -109,7 +109,7 @@ export function parseConfig(command: Command, stdin: string): NetConf {
 }
 
 export function aboutLine(about: string): string {
-  return `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`;
+  return `${about}; CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`;
 }
 
 function errorJson(err: CniError, cniVersion: string): string {

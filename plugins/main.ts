@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   }
   const load = PLUGINS[name];
   if (!load) {
-    const about = `tscni ${TSCNI_VERSION}: CNI plugins ${Object.keys(PLUGINS).join(", ")}; invoke through a link named after the plugin`;
+    const about = `tscni ${TSCNI_VERSION}: CNI plugins ${Object.keys(PLUGINS).join(", ")}; invoke it through a link named after a plugin, or run "tscni show"`;
     if (process.argv.includes("--version")) write(1, aboutLine(about));
     else write(2, aboutLine(about));
     return 0;

@@ -40,7 +40,7 @@ describe("runPlugin", () => {
   it("without CNI_COMMAND prints the about line and versions to stderr", async () => {
     const r = await run({});
     expect(r).toMatchObject({ code: 0, out: "" });
-    expect(r.err).toMatch(/^about line\nCNI protocol versions supported: 0\.1\.0, .*1\.1\.0\n$/);
+    expect(r.err).toMatch(/^about line; CNI protocol versions supported: 0\.1\.0, .*1\.1\.0\n$/);
   });
 
   it("VERSION answers without env; echoes a supported version, else the latest", async () => {
