@@ -9,6 +9,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Resolve instead of throwing on a non-zero exit. */
   allowFailure?: boolean;
+  /**
+   * Called once `stdin` is in the pipe. The write is asynchronous (bun and Node alike): a
+   * caller about to block the event loop with synchronous work waits for this first, or
+   * the child waits for its input until that work is done.
+   */
+  onStdinWritten?: () => void;
 }
 
 export interface RunResult {
@@ -60,8 +66,8 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       if (res.code !== 0 && !opts.allowFailure) reject(new CommandFailedError(argv, res.code, res.stderr));
       else resolve(res);
     });
-    child.stdin.on("error", () => {});
-    child.stdin.end(opts.stdin ?? "");
+    child.stdin.on("error", () => opts.onStdinWritten?.());
+    child.stdin.end(opts.stdin ?? "", () => opts.onStdinWritten?.());
   });
 }
 

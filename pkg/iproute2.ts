@@ -26,6 +26,8 @@ export interface BatchOptions {
   details?: boolean;
   /** Go on after a failing line (`-force`); every failure is named on stderr. */
   force?: boolean;
+  /** Called once the batch is in ip's stdin (see RunOptions.onStdinWritten). */
+  onInput?: () => void;
 }
 
 /**
@@ -55,7 +57,7 @@ export interface BatchResult {
 
 /** Runs a batch; a failing line is reported in the result, not thrown. */
 export async function runBatch(lines: readonly string[], opts: BatchOptions = {}, argv: string[] = ipArgv(opts)): Promise<BatchResult> {
-  const res = await run(argv, { stdin: lines.join("\n") + "\n", allowFailure: true });
+  const res = await run(argv, { stdin: lines.join("\n") + "\n", allowFailure: true, ...(opts.onInput ? { onStdinWritten: opts.onInput } : {}) });
   const failedLine = parseFailedLine(res.stderr);
   return { ok: res.code === 0, ...(failedLine !== undefined ? { failedLine } : {}), stdout: res.stdout, stderr: res.stderr, argv };
 }

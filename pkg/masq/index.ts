@@ -3,6 +3,7 @@
  * across the iptables and nftables backends. Plans are pure (iptables-plan.ts,
  * nftables-plan.ts); this module only picks and applies them.
  */
+import { existsSync, mkdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { findTool } from "../exec.js";
 import { asCniError, CniCode, CniError } from "../types/errors.js";
 import { familiesOf, iptablesSetupPlan } from "./iptables-plan.js";
@@ -27,21 +28,80 @@ export function masqPlanText(backend: MasqBackend, t: MasqTarget): string {
     .join("");
 }
 
+/**
+ * Where the nftables backend leaves a hint that a network may hold nftables state: DEL
+ * with the iptables backend then tears down nftables too (a config switched backends).
+ * Only a hint: a marker may cause a needless `nft` call, never a missed one — absent
+ * marker, absent state, as long as /run is where this node's ADDs wrote it (tmpfs: emptied
+ * at boot, with the nftables ruleset). Saves an `nft` spawn (~3–10 ms) on every iptables DEL.
+ */
+export const NFT_MARKER_DIR = "/run/tscni";
+
+/**
+ * `<dir>/nft-masq.<network>.<netns inode>`: keyed by this process's network namespace too,
+ * so that nodes sharing /run (netns on one test machine) do not send each other's DELs to
+ * nftables. An inode reused by a later namespace only makes the hint stale (a needless
+ * teardown), never wrong the other way.
+ */
+export function nftMarker(network: string, dir: string = NFT_MARKER_DIR): string {
+  let ns = "";
+  try {
+    ns = /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/net"))?.[1] ?? "";
+  } catch {
+    /* no /proc: one marker per network */
+  }
+  return `${dir}/nft-masq.${network}${ns ? `.${ns}` : ""}`;
+}
+
+function markNft(network: string): void {
+  const f = nftMarker(network);
+  if (existsSync(f)) return;
+  try {
+    mkdirSync(NFT_MARKER_DIR, { recursive: true, mode: 0o755 });
+    writeFileSync(f, "");
+  } catch {
+    /* the marker cannot be written: teardown then always includes nftables (see below) */
+  }
+}
+
+function nftMayHoldState(network: string): boolean {
+  if (existsSync(nftMarker(network))) return true;
+  // No marker and no directory to put one in: we cannot tell, so assume it may.
+  return !existsSync(NFT_MARKER_DIR) && !canWrite(NFT_MARKER_DIR);
+}
+
+function canWrite(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function setupMasq(backend: MasqBackend, t: MasqTarget): Promise<void> {
   if (t.addresses.length === 0) return;
   if (backend === "iptables") await setupIptables(t);
-  else await setupNftables(t);
+  else {
+    // Before the rules: a crash in between leaves a marker (a needless DEL call), never rules without one.
+    markNft(t.network);
+    await setupNftables(t);
+  }
 }
 
 /**
- * Removes the attachment's masquerade from both backends (a DEL may follow a config or
- * version change). Absent state is success; errors count only from backends this node has.
+ * Removes the attachment's masquerade. The configured (or detected) backend always; with
+ * nftables also iptables (the reference, or an earlier config, may have made state there);
+ * with iptables also nftables when this node's marker says the network used it. Absent
+ * state is success; errors count only from backends this node has. `backend` undefined:
+ * both, unconditionally.
  */
-export async function teardownMasq(ref: MasqRef): Promise<void> {
+export async function teardownMasq(ref: MasqRef, backend?: MasqBackend): Promise<void> {
+  const nft = backend === undefined || backend === "nftables" || nftMayHoldState(ref.network);
   await both(
     "teardown",
     () => (iptablesAvailable() ? teardownIptables(ref) : Promise.resolve()),
-    () => (nftAvailable() ? teardownNftables(ref) : Promise.resolve()),
+    () => (nft && nftAvailable() ? teardownNftables(ref) : Promise.resolve()),
   );
 }
 

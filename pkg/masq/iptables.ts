@@ -96,25 +96,29 @@ export async function teardownIptables(ref: MasqRef): Promise<void> {
   );
 }
 
-/** Flat cost: `-S <chain>` and `-C` of each jump. */
+/** Flat cost: `-S <chain>` and `-C` of each jump, all in parallel. */
 export async function checkIptables(t: MasqTarget): Promise<MasqCheck> {
   const chain = chainName(t.network, t.containerId);
-  const problems: string[] = [];
-  for (const f of familiesOf(t.addresses)) {
-    const tag = NAMES[f].ipt;
-    const listed = await ipt(f, ["-S", chain], true);
-    if (listed.code !== 0) {
-      problems.push(`${tag}: chain ${chain} missing in nat`);
-    } else {
-      const have = listed.stdout.split("\n").filter((l) => l.startsWith("-A "));
-      const want = chainRules(t, f).map((r) => ruleLine("-A", r));
-      if (have.join("\n") !== want.join("\n")) problems.push(`${tag}: chain ${chain} differs: want [${want.join("; ")}], have [${have.join("; ")}]`);
-    }
-    for (const r of jumpRules(t, f)) {
-      const c = await ipt(f, ["-C", r.chain, ...r.args], true);
-      if (c.code !== 0) problems.push(`${tag}: missing rule ${ruleLine("-A", r)}`);
-    }
-  }
+  const perFamily = await Promise.all(
+    familiesOf(t.addresses).map(async (f) => {
+      const tag = NAMES[f].ipt;
+      const jumps = jumpRules(t, f);
+      const [listed, ...checked] = await Promise.all([ipt(f, ["-S", chain], true), ...jumps.map((r) => ipt(f, ["-C", r.chain, ...r.args], true))]);
+      const problems: string[] = [];
+      if (listed!.code !== 0) {
+        problems.push(`${tag}: chain ${chain} missing in nat`);
+      } else {
+        const have = listed!.stdout.split("\n").filter((l) => l.startsWith("-A "));
+        const want = chainRules(t, f).map((r) => ruleLine("-A", r));
+        if (have.join("\n") !== want.join("\n")) problems.push(`${tag}: chain ${chain} differs: want [${want.join("; ")}], have [${have.join("; ")}]`);
+      }
+      jumps.forEach((r, i) => {
+        if (checked[i]!.code !== 0) problems.push(`${tag}: missing rule ${ruleLine("-A", r)}`);
+      });
+      return problems;
+    }),
+  );
+  const problems = perFamily.flat();
   return { ok: problems.length === 0, problems };
 }
 

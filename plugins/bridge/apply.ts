@@ -10,7 +10,8 @@ import { broadcast, podScript, type PodPlan } from "./plan-pod.js";
 /** The pod-side process: sysctls then `ip -batch`, inside the pod's namespace. */
 export async function applyPod(netns: string, plan: PodPlan): Promise<BatchResult> {
   if (plan.sysctls.length === 0) return runBatch(plan.lines, { netns });
-  const argv = [tool("nsenter"), `--net=${netns}`, tool("sh"), "-c", podScript(plan.sysctls, [tool("ip"), "-batch", "-"])];
+  const settle = plan.settleDad ? { ifname: plan.settleDad, ip: tool("ip"), sleep: tool("sleep") } : undefined;
+  const argv = [tool("nsenter"), `--net=${netns}`, tool("sh"), "-c", podScript(plan.sysctls, [tool("ip"), "-batch", "-"], settle)];
   return runBatch(plan.lines, {}, argv);
 }
 

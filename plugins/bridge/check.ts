@@ -15,12 +15,12 @@ import type { Invocation } from "../../pkg/types/netconf.js";
 import type { Result } from "../../pkg/types/result.js";
 import { parseBridgeConfig, type BridgeConfig } from "./config.js";
 import type { StepLog } from "./log.js";
-import { gatewaysOnDev, observeHost, sysLink, type SysLink } from "./observe.js";
+import { gatewaysOnDev, sysfsShows, sysLink, type SysLink } from "./observe.js";
 import { addressesOf, interfaceRoles, prevResultOf, type Roles } from "./prev-result.js";
 
 /** Runs show lines with -force; returns one entry per line (undefined where the line failed). */
-async function show(lines: string[], netns?: string): Promise<(unknown[] | undefined)[]> {
-  const r = await runBatch(lines, { json: true, details: true, force: true, ...(netns ? { netns } : {}) });
+async function show(lines: string[], netns?: string, onInput?: () => void): Promise<(unknown[] | undefined)[]> {
+  const r = await runBatch(lines, { json: true, details: true, force: true, ...(netns ? { netns } : {}), ...(onInput ? { onInput } : {}) });
   const failed = new Set(parseFailedLines(r.stderr));
   const blocks = parseJsonStream(r.stdout);
   let k = 0;
@@ -44,12 +44,15 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
   const podLines = [line("addr", "show", "dev", inv.ifname), line("route", "show", "table", "all"), line("route", "show", "table", "all", "root", "::/0")];
 
   const problems: string[] = [];
+  let podInputWritten: () => void = () => {};
+  const podInput = new Promise<void>((r) => (podInputWritten = r));
   const podView = log.step("pod", async () => {
-    const [addr, r4, r6] = await show(podLines, inv.netns);
+    const [addr, r4, r6] = await show(podLines, inv.netns, podInputWritten);
     const routes = { 4: hasV4 ? ((r4 ?? []) as IpRoute[]) : [], 6: hasV6 ? ((r6 ?? []) as IpRoute[]) : [] };
     return [addr?.[0] as IpLink | undefined, routes] as const;
   });
-  const view = observeHost();
+  // O(1): sysfs is read only when it shows this namespace (judged on the bridge's ifindex).
+  const view = { sysfs: sysfsShows(conf.bridge) };
   const tasks: Promise<unknown>[] = [
     log.step("host", async () => {
       let br: IpLink | undefined;
@@ -91,7 +94,10 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
   }
   if (conf.ipam) {
     const type = conf.ipam.type;
-    tasks.push(log.step("ipam", () => ipamCall(resolveIpam(type, inv), "CHECK", inv)));
+    // In-process IPAM blocks the event loop: start it once the pod read has its input (a
+    // pipe write is asynchronous; the pod's ip would otherwise wait for IPAM to finish).
+    const podStarted = Promise.race([podInput, podView.then(() => undefined, () => undefined)]);
+    tasks.push(podStarted.then(() => log.step("ipam", () => ipamCall(resolveIpam(type, inv), "CHECK", inv))));
   }
   const settled = await Promise.allSettled(tasks);
   for (const s of settled) if (s.status === "rejected") throw s.reason;

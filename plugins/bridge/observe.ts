@@ -31,6 +31,39 @@ export function observeHost(): HostView {
   return { links: linkNames(readFileSync("/proc/net/dev", "utf8")), sysfs: false };
 }
 
+/**
+ * Whether a link exists in this process's network namespace, O(1) whatever the number of
+ * links: its /proc/sys/net/ipv{4,6}/conf/<name> directory (sysctl net tables always belong
+ * to the reader's namespace, unlike /sys/class/net). A device without IPv4 and IPv6 (MTU
+ * below 68 with IPv6 off) reads as absent: callers must tolerate "exists" from the kernel.
+ */
+export function linkExists(name: string): boolean {
+  if (name === "" || name.includes("/") || name === "." || name === "..") return false;
+  return existsSync(`/proc/sys/net/ipv4/conf/${name}`) || existsSync(`/proc/sys/net/ipv6/conf/${name}`);
+}
+
+/** The ifindex of a link of this namespace from /proc/self/net/dev_snmp6 (O(1); needs IPv6 on it). */
+export function ifindexHere(name: string): number | undefined {
+  if (name === "" || name.includes("/") || name === "." || name === "..") return undefined;
+  try {
+    const m = /^ifIndex\s+(\d+)/.exec(readFileSync(`/proc/self/net/dev_snmp6/${name}`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether /sys/class/net shows this namespace, judged in O(1) on one link: sysfs has it
+ * under the same ifindex as this namespace does (`known`, e.g. from `ip -json`, or
+ * /proc/self/net/dev_snmp6). `ip netns exec` mounts a sysfs of the namespace; plain
+ * `nsenter --net` keeps the host's, where the same name with the same index is unlikely.
+ */
+export function sysfsShows(name: string, known: number | undefined = ifindexHere(name)): boolean {
+  if (known === undefined) return false;
+  return sysRead(name, "ifindex") === String(known);
+}
+
 function sysRead(name: string, attr: string): string | undefined {
   try {
     return readFileSync(`/sys/class/net/${name}/${attr}`, "utf8").trim();
@@ -46,6 +79,12 @@ export interface LinkFacts {
   mac?: string;
   /** addr_assign_type 3: the MAC was set, so joining ports will not change it. */
   macPinned?: boolean;
+}
+
+/** Facts about a host link, O(1): existence from /proc/sys, the rest from sysfs when it shows this namespace. */
+export function linkFactsHere(name: string): LinkFacts {
+  if (!linkExists(name)) return { exists: false };
+  return linkFacts({ links: new Set([name]), sysfs: sysfsShows(name) }, name);
 }
 
 export function linkFacts(view: HostView, name: string): LinkFacts {
@@ -89,11 +128,12 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
-/** "veth" + 8 hex characters, not already taken. */
-export function randomVethName(taken: Set<string>): string {
+/** "veth" + 8 hex characters, not already taken (by default: not a link of this namespace, O(1)). */
+export function randomVethName(taken: Set<string> | ((name: string) => boolean) = linkExists): string {
+  const isTaken = typeof taken === "function" ? taken : (n: string) => taken.has(n);
   for (;;) {
     const n = `veth${hex(randomBytes(4))}`;
-    if (!taken.has(n)) return n;
+    if (!isTaken(n)) return n;
   }
 }
 

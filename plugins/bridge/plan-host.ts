@@ -82,10 +82,16 @@ export interface GatewayPlanInput {
   vlanGateway?: { name: string; exists: boolean; peer: string; mac: string; peerMac: string };
 }
 
-export function planGateway(p: GatewayPlanInput): BatchPlan {
+export interface GatewayPlan extends BatchPlan {
+  /** 1-based line creating the VLAN gateway pair (a concurrent first ADD may win that race). */
+  vlanAddLine?: number;
+}
+
+export function planGateway(p: GatewayPlanInput): GatewayPlan {
   const { conf } = p;
   const lines: string[] = [];
   const shows: ShowKind[] = [];
+  let vlanAddLine: number | undefined;
   if (p.gateways.length === 0) return { lines, shows };
   const mtu = conf.mtu > 0 ? ["mtu", conf.mtu] : [];
   let target = conf.bridge;
@@ -94,6 +100,7 @@ export function planGateway(p: GatewayPlanInput): BatchPlan {
     target = v.name;
     if (!v.exists) {
       lines.push(line("link", "add", v.name, "address", v.mac, ...mtu, "type", "veth", "peer", "name", v.peer, "address", v.peerMac, ...mtu));
+      vlanAddLine = lines.length;
       lines.push(line("link", "set", "dev", v.peer, "master", conf.bridge, "up"));
     }
     lines.push(line("link", "set", "dev", v.name, "up"));
@@ -108,7 +115,7 @@ export function planGateway(p: GatewayPlanInput): BatchPlan {
     lines.push(line("addr", "show", "dev", p.vlanGateway.name));
     shows.push("vlan-gateway");
   }
-  return { lines, shows };
+  return { lines, shows, ...(vlanAddLine !== undefined ? { vlanAddLine } : {}) };
 }
 
 /** "10-12" style ranges for `bridge vlan add vid`. */

@@ -29,6 +29,12 @@ export interface SysctlWrite {
 export interface PodPlan {
   sysctls: SysctlWrite[];
   lines: string[];
+  /**
+   * enabledad with IPv6 addresses on an interface that goes up: the interface whose
+   * addresses must leave "tentative" (DAD done) before the ADD returns, as the reference
+   * waits (ip.SettleAddresses, 10 s).
+   */
+  settleDad?: string;
 }
 
 export function planPod(p: PodPlanInput): PodPlan {
@@ -37,6 +43,9 @@ export function planPod(p: PodPlanInput): PodPlan {
   if (hasV6) {
     sysctls.push({ key: ifKey(6, "lo", "disable_ipv6"), value: "0" });
     sysctls.push({ key: ifKey(6, p.ifname, "disable_ipv6"), value: "0" });
+    // Issue 4: the pod side gets accept_ra=0 with IPv6 addresses (the reference leaves it
+    // alone; a router advertisement must not add addresses or routes IPAM did not give).
+    sysctls.push({ key: ifKey(6, p.ifname, "accept_ra"), value: "0" });
     if (p.enabledad) {
       sysctls.push({ key: ifKey(6, p.ifname, "enhanced_dad"), value: "1" });
       sysctls.push({ key: ifKey(6, p.ifname, "accept_dad"), value: "1" });
@@ -53,8 +62,11 @@ export function planPod(p: PodPlanInput): PodPlan {
   }
   if (!p.linkDown) lines.push(line("link", "set", "dev", p.ifname, "up"));
   for (const r of p.routes) lines.push(routeLine(r, p.ifname, p.ips));
-  return { sysctls, lines };
+  return { sysctls, lines, ...(hasV6 && p.enabledad && !p.linkDown ? { settleDad: p.ifname } : {}) };
 }
+
+/** How long the pod side waits for DAD (the reference's SettleAddresses timeout). */
+export const DAD_SETTLE_SECONDS = 10;
 
 /** IPv4 below /31 gets the subnet's broadcast address, as the reference's netlink library sets it. */
 export function broadcast(a: Cidr): string[] {
@@ -86,12 +98,28 @@ export function shQuote(s: string): string {
  * kernel refuses IPv6 keys on a node booted without IPv6 and `ip` then names the real
  * problem. Ends by exec'ing `ip` on the batch.
  */
-export function podScript(sysctls: readonly SysctlWrite[], ipArgv: readonly string[]): string {
+export function podScript(sysctls: readonly SysctlWrite[], ipArgv: readonly string[], settle?: { ifname: string; ip: string; sleep: string }): string {
   const parts = ["cd /proc/sys || exit 1"];
   for (const s of sysctls) {
     const path = shQuote(keyPath(s.key));
     parts.push(`printf ${shQuote(s.value)} 2>/dev/null >${path} || echo "tscni: cannot set sysctl ${keyPath(s.key).replace(/["$`\\]/g, "")}" >&2`);
   }
-  parts.push(`exec ${ipArgv.map(shQuote).join(" ")}`);
+  if (!settle) {
+    parts.push(`exec ${ipArgv.map(shQuote).join(" ")}`);
+    return parts.join("\n");
+  }
+  // enabledad: wait (bounded) until no IPv6 address of the interface is tentative; a
+  // duplicate (dadfailed) fails the ADD at once.
+  const show = (flag: string): string => `"$(${[settle.ip, "-6", "-o", "addr", "show", "dev", settle.ifname, flag].map(shQuote).join(" ")})"`;
+  const name = settle.ifname.replace(/["$`\\]/g, "");
+  const tries = DAD_SETTLE_SECONDS * 20;
+  parts.push(`${ipArgv.map(shQuote).join(" ")} || exit $?`);
+  parts.push(`i=0`);
+  parts.push(`while :; do`);
+  parts.push(`  if [ -n ${show("dadfailed")} ]; then echo "tscni: duplicate IPv6 address on ${name}: DAD failed" >&2; exit 1; fi`);
+  parts.push(`  [ -z ${show("tentative")} ] && exit 0`);
+  parts.push(`  if [ $i -ge ${tries} ]; then echo "tscni: IPv6 DAD on ${name} did not finish within ${DAD_SETTLE_SECONDS} s" >&2; exit 1; fi`);
+  parts.push(`  ${shQuote(settle.sleep)} 0.05; i=$((i+1))`);
+  parts.push(`done`);
   return parts.join("\n");
 }

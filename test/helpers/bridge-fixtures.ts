@@ -323,8 +323,8 @@ export function pingEventually(fromNs: string, addr: string, tries = 3): boolean
 export interface SnapshotOptions {
   /**
    * "tree": every file under the data dir (a failed validation must not even touch IPAM);
-   * "reservations": only the IP files (a failure after IPAM ran may leave host-local's lock
-   * and last_reserved_ip cursor behind, as the reference does, but no reservation).
+   * "reservations": only the IP files (a failure after IPAM ran may leave host-local's lock,
+   * last_reserved_ip cursor and tscni's index behind, as the reference does, but no reservation).
    */
   readonly data?: "tree" | "reservations";
 }
@@ -367,7 +367,9 @@ function listTree(dir: string, prefix = ""): string[] {
 /** Reservation files under the data dir (excluding lock/last_reserved), any network. */
 export function allReservations(dataDir: string): string[] {
   if (!existsSync(dataDir)) return [];
-  return listTree(dataDir).filter((f) => !f.endsWith("/") && !/(^|\/)(lock|last_reserved_ip\.\d+)$/.test(f));
+  // Not reservations: host-local's lock, its cursor, and tscni's by-attachment index under .tscni/
+  // (ADD runs IPAM in parallel with the link batch, so a failed batch may leave the index behind).
+  return listTree(dataDir).filter((f) => !f.endsWith("/") && !/(^|\/)(lock|last_reserved_ip\.\d+)$/.test(f) && !/^\.tscni\//.test(f));
 }
 
 // ---------------------------------------------------------------- topology

@@ -116,7 +116,9 @@ function kernelState(node: CniNode, pod: Pod, dual: boolean, bridge: string): un
       links: linkState(p),
       addrs: addrState(p),
       routes: routeState(p),
-      sysctl: sysctls(p, ["net.ipv4.conf.eth0.arp_notify", ...(dual ? ["net.ipv6.conf.eth0.accept_ra"] : [])]),
+      // Not net.ipv6.conf.eth0.accept_ra: tscni sets it to 0 with IPv6 addresses (issue 4),
+      // the reference leaves the default — a deliberate difference (bridge-options tests it).
+      sysctl: sysctls(p, ["net.ipv4.conf.eth0.arp_notify"]),
     },
   };
 }

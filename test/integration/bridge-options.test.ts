@@ -324,6 +324,14 @@ describe("enabledad", () => {
     expect(a).toBeDefined();
     expect(a?.["nodad"]).toBeUndefined();
     expect(procSys(pod.netns.name, "net.ipv6.conf.eth0.accept_dad")).not.toBe("0");
+    // As the reference (SettleAddresses): the ADD returns once DAD is done.
+    expect(a?.["tentative"]).toBeUndefined();
+  });
+
+  it("the pod interface does not accept router advertisements with IPv6 addresses (accept_ra=0, issue 4)", () => {
+    const node = createCniNode();
+    const pod = addPod(node, netConf(node, { subnets: dual, ipMasq: false }));
+    expect(procSys(pod.netns.name, "net.ipv6.conf.eth0.accept_ra")).toBe("0");
   });
 });
 

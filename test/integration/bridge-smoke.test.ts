@@ -72,7 +72,7 @@ describeOurs("bridge smoke (tscni)", () => {
     expect(Object.keys(lines[0]!.steps)).toContain("gateway");
   });
 
-  it("an ADD whose ifname is taken in the pod fails before IPAM and leaves the node as it was", () => {
+  it("an ADD whose ifname is taken in the pod fails, rolls back its IPAM reservation and leaves the node as it was", () => {
     const node = createCniNode();
     const conf = netConf(node);
     const a = addPod(node, conf);
@@ -81,6 +81,20 @@ describeOurs("bridge smoke (tscni)", () => {
     expect(r.code).not.toBe(0);
     expect((r.json as { msg: string }).msg).toMatch(/already exists/);
     expect({ res: reservations(node.dataDir), veths: vethsIn(node.netns.name).length, nat: cniNatLines(node.netns.name) }).toEqual(before);
+  });
+});
+
+describeOurs("bridge smoke: a repeated ADD of a live attachment", () => {
+  it("fails on the taken ifname and keeps the attachment's reservation (IPAM ran in parallel and is not rolled back)", () => {
+    const node = createCniNode();
+    const conf = netConf(node);
+    const a = addPod(node, conf);
+    const before = { res: reservations(node.dataDir), veths: vethsIn(node.netns.name).length, nat: cniNatLines(node.netns.name) };
+    const r = callBridge(node, "ADD", conf, { containerId: a.containerId, netns: a.netns.path, ifname: a.ifname });
+    expect(r.code).not.toBe(0);
+    expect((r.json as { msg: string }).msg).toMatch(/already exists/);
+    expect({ res: reservations(node.dataDir), veths: vethsIn(node.netns.name).length, nat: cniNatLines(node.netns.name) }).toEqual(before);
+    expect(reservations(node.dataDir)).toContain(podIp(a));
   });
 });
 

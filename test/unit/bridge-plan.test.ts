@@ -139,6 +139,7 @@ describe("planPod (golden)", () => {
     expect(p.sysctls.map((s) => `${s.key.join("/")}=${s.value}`)).toEqual([
       "net/ipv6/conf/lo/disable_ipv6=0",
       "net/ipv6/conf/eth0/disable_ipv6=0",
+      "net/ipv6/conf/eth0/accept_ra=0",
       "net/ipv6/conf/eth0/accept_dad=0",
       "net/ipv4/conf/eth0/arp_notify=1",
     ]);
@@ -194,5 +195,28 @@ describe("prevResult roles", () => {
       "/run/netns/p",
     );
     expect([r.bridge?.name, r.hostVeth?.name, r.pod?.name]).toEqual(["cni0", "veth01234567", "eth0"]);
+  });
+});
+
+describe("performance-driven plan details", () => {
+  it("planGateway names the line creating the VLAN gateway (a lost creation race is retried as existing)", () => {
+    const conf = parseBridgeConfig({ command: "ADD", containerId: "c", netns: "/n", ifname: "eth0", args: "", path: [], stdin: "", config: { cniVersion: "1.0.0", name: "n", type: "bridge", vlan: 10, isGateway: true } } as never);
+    const vg = { name: "cni0.10", exists: false, peer: "veth01234567", mac: "02:00:00:00:00:01", peerMac: "02:00:00:00:00:02" };
+    const g = planGateway({ conf, gateways: [parseCidr("10.85.0.1/16")!], vlanGateway: vg });
+    expect(g.lines[g.vlanAddLine! - 1]).toMatch(/^link add cni0\.10 /);
+    const again = planGateway({ conf, gateways: [parseCidr("10.85.0.1/16")!], vlanGateway: { ...vg, exists: true } });
+    expect(again.vlanAddLine).toBeUndefined();
+    expect(again.lines.some((l) => l.startsWith("link add"))).toBe(false);
+  });
+  it("enabledad with IPv6 on an interface going up: the pod script waits for DAD, bounded, failing on dadfailed", () => {
+    const p = planPod({ ifname: "eth0", addresses: [parseCidr("fd00::5/64")!], ips: [{ address: "fd00::5/64" }], routes: [], enabledad: true, linkDown: false });
+    expect(p.settleDad).toBe("eth0");
+    const script = podScript(p.sysctls, ["/usr/sbin/ip", "-batch", "-"], { ifname: "eth0", ip: "/usr/sbin/ip", sleep: "/usr/bin/sleep" });
+    expect(script).toContain("/usr/sbin/ip -batch - || exit $?");
+    expect(script).toContain("addr show dev eth0 dadfailed");
+    expect(script).toContain("addr show dev eth0 tentative");
+    expect(script).not.toContain("exec ");
+    expect(planPod({ ifname: "eth0", addresses: [parseCidr("fd00::5/64")!], ips: [], routes: [], enabledad: true, linkDown: true }).settleDad).toBeUndefined();
+    expect(planPod({ ifname: "eth0", addresses: [parseCidr("fd00::5/64")!], ips: [], routes: [], enabledad: false, linkDown: false }).settleDad).toBeUndefined();
   });
 });

@@ -15,3 +15,10 @@ describe("sha512Hex (pure JS, keeps node:crypto off the start-up path)", () => {
     );
   });
 });
+
+describe("nftables marker", () => {
+  it("is keyed by network and by this process's network namespace", async () => {
+    const { nftMarker } = await import("../../pkg/masq/index.js");
+    expect(nftMarker("net1", "/x")).toMatch(/^\/x\/nft-masq\.net1\.\d+$/);
+  });
+});
