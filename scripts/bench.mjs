@@ -50,6 +50,8 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --tscni-dir DIR       CNI_PATH of tscni (default dist/bin)
   --reference-dir DIR   CNI_PATH of the Go plugins (default /usr/lib/cni)
   --subnet CIDR         the pod subnet (default 10.85.0.0/16)
+  --variant LABEL=DIR   also measure another tscni build (CNI_PATH DIR) as "tscni-LABEL"; repeatable
+                        (A/B of build flags, same alternation)
   --steps               give tscni a logFile and report its per-step times (median) for ADD/DEL/CHECK
   --inherit-path        give the plugins this process's PATH instead of ${STD_PATH}`;
 
@@ -73,6 +75,7 @@ const { values: opt } = parseArgs({
     subnet: { type: "string" },
     "inherit-path": { type: "boolean", default: false },
     steps: { type: "boolean", default: false },
+    variant: { type: "string", multiple: true },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -124,6 +127,14 @@ if (opt.only !== "tscni") {
 if (opt.only !== "reference") {
   for (const b of backends) {
     contenders.push({ key: `tscni-${b}`, short: b === "iptables" ? "ti" : "tn", label: `tscni (${b})`, reference: false, dir: tsDir, backend: b });
+  }
+}
+for (const v of opt.variant ?? []) {
+  const m = /^([\w.-]+)=(.+)$/.exec(v);
+  if (!m) die(`--variant takes LABEL=DIR, got ${v}`);
+  for (const b of backends) {
+    const short = `v${contenders.length}`;
+    contenders.push({ key: `tscni-${m[1]}-${b}`, short, label: `tscni ${m[1]} (${b})`, reference: false, dir: resolve(m[2]), backend: b });
   }
 }
 if (contenders.length === 0) die("nothing to measure");
