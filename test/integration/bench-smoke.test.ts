@@ -42,7 +42,6 @@ describe("npm run bench (smoke)", () => {
     const dir = createTmpDir("bench");
     const json = join(dir, "bench.json");
     const md = join(dir, "bench.md");
-    const before = new Set(listNetns().filter((n) => n.startsWith("tscni-b-")));
     const args = [
       join(REPO_ROOT, "scripts", "bench.mjs"),
       ...["--pods", "5", "--big-pods", "10", "--iterations", "3", "--concurrency", "5"],
@@ -50,8 +49,6 @@ describe("npm run bench (smoke)", () => {
       ...["--json", json, "--md", md],
     ];
     const r = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: "utf8", timeout: 170_000 });
-    const after = listNetns().filter((n) => n.startsWith("tscni-b-") && !before.has(n));
-    expect(after, "netns left behind by the benchmark").toEqual([]);
     expect(r.status, `bench exited ${r.status} ${r.signal ?? ""}\n${r.stderr}`).toBe(0);
 
     const report = JSON.parse(readFileSync(json, "utf8")) as BenchReport;
@@ -60,7 +57,8 @@ describe("npm run bench (smoke)", () => {
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.kernel).not.toBe("");
     expect(report.contenders.map((c) => c.key)).toEqual(["reference", "tscni-iptables", "tscni-nftables"]);
-    expect(listNetns().filter((n) => n.startsWith(`tscni-b-${report.runId}-`))).toEqual([]);
+    // Only this run's namespaces: another benchmark may be running on the machine.
+    expect(listNetns().filter((n) => n.startsWith(`tscni-b-${report.runId}-`)), "netns left behind by the benchmark").toEqual([]);
 
     const want = ["add", "del", "check", "addMid", "addBig", "scale", "delMid", "delBig", "burstAdd", "burstDel", "version"];
     if (HAVE_TIME) want.push("rss", "rssCheck", "rssDel");
