@@ -141,6 +141,29 @@ export function nftTeardownPlan(network: string, ownedElements: readonly string[
   ].join("\n");
 }
 
+/**
+ * DEL without a read, for the addresses the caller knows (prevResult). nft cannot delete
+ * an element "only if it is mine" (the kernel ignores the data on delete), so each delete
+ * is preceded by an `add element … : jump <chain>` in the same transaction: adding a key
+ * that exists with *other* data fails (EEXIST, "element clash"), aborting the whole
+ * transaction, so an element another attachment owns (the address was reassigned and its
+ * ADD replaced a leftover element) is never touched; an absent element is added and
+ * removed again (no change); ours is kept, then deleted. `delete chain` fails (EBUSY)
+ * while any element still jumps to the chain — one prevResult did not name — and a missing
+ * chain or table fails the `add element` (ENOENT): every doubtful case aborts, and the
+ * caller falls back to reading (nftTeardownPlan after `get element`).
+ */
+export function nftKnownTeardownPlan(network: string, ips: readonly string[], chain: string): string {
+  const map = (ip: string): string => nftMap(network, ip.includes(":") ? 6 : 4);
+  return [
+    ...ips.map((ip) => `add element ${T} ${map(ip)} { ${ip} : jump ${chain} }`),
+    ...ips.map((ip) => `delete element ${T} ${map(ip)} { ${ip} }`),
+    `flush chain ${T} ${chain}`,
+    `delete chain ${T} ${chain}`,
+    "",
+  ].join("\n");
+}
+
 /** Pod addresses named by `ip saddr X` / `ip6 saddr X` in a listed attachment chain. */
 export function addressesInChain(listing: string): string[] {
   return [...new Set([...listing.matchAll(/\bip6? saddr ([0-9a-fA-F:.]+)/g)].map((m) => m[1]!))];

@@ -3,7 +3,7 @@
  * described there). One `nft -f -` per ADD; DEL reads one chain and the pod's map elements
  * (all flat), then deletes in one transaction; GC lists our table.
  */
-import { findTool, run, tool, type RunResult } from "../exec.js";
+import { CommandFailedError, findTool, run, tool, type RunResult } from "../exec.js";
 import { CniCode, CniError } from "../types/errors.js";
 import { formatIp } from "../ip.js";
 import {
@@ -17,6 +17,7 @@ import {
   nftPodPlan,
   nftPodRules,
   nftSetupPlan,
+  nftKnownTeardownPlan,
   nftTeardownPlan,
 } from "./nftables-plan.js";
 import { networkHash } from "./names.js";
@@ -28,8 +29,35 @@ export function nftAvailable(): boolean {
   return findTool("nft") !== undefined;
 }
 
-function nft(args: string[], stdin?: string, allowFailure = false): Promise<RunResult> {
-  return run([tool("nft"), ...args], { stdin, allowFailure });
+/**
+ * nft reads the kernel's ruleset with netlink dumps (for `list`/`get`, and to fill its
+ * cache before a transaction). A dump that races another process's commit is flagged
+ * (NLM_F_DUMP_INTR) and nft 1.0.x gives up with "Interrupted system call" instead of
+ * restarting it — common in bursts of concurrent ADDs/DELs. Nothing was committed then
+ * (the cache is read before the commit is sent), and every transaction tscni sends is
+ * idempotent or fails atomically, so the whole call is repeated, a bounded number of times.
+ */
+export const NFT_TRIES = 5;
+const EINTR = /Interrupted system call/;
+
+export function nftInterrupted(r: RunResult): boolean {
+  return r.code !== 0 && EINTR.test(r.stderr);
+}
+
+export async function retryInterrupted(call: () => Promise<RunResult>, tries = NFT_TRIES): Promise<RunResult> {
+  for (let i = 1; ; i++) {
+    const r = await call();
+    if (!nftInterrupted(r) || i >= tries) return r;
+    // A little jitter so that retries of a burst do not meet the same commits again.
+    await new Promise((res) => setTimeout(res, Math.random() * 2 * i));
+  }
+}
+
+async function nft(args: string[], stdin?: string, allowFailure = false): Promise<RunResult> {
+  const argv = [tool("nft"), ...args];
+  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true }));
+  if (r.code !== 0 && !allowFailure) throw new CommandFailedError(argv, r.code, r.stderr);
+  return r;
 }
 
 const ENOENT = /No such file or directory/;
@@ -62,8 +90,16 @@ export async function setupNftables(t: MasqTarget): Promise<void> {
 export async function teardownNftables(ref: MasqRef): Promise<void> {
   if (!nftAvailable()) return;
   const chain = nftPodChain(ref.network, ref.ifname, ref.containerId);
-  const known = (ref.addresses ?? []).map((a) => formatIp(a.ip));
-  // One read in the common case: our chain and the elements of the addresses we know.
+  const known = [...new Set((ref.addresses ?? []).map((a) => formatIp(a.ip)))];
+  if (known.length) {
+    // The common DEL (prevResult names the addresses): no read, one transaction that the
+    // kernel commits only when it is safe — see nftKnownTeardownPlan. Anything else (an
+    // element of another owner, an address the chain has that prevResult lacks, no
+    // chain or table) aborts it whole, and the read below sorts it out.
+    const r = await nft(["-f", "-"], nftKnownTeardownPlan(ref.network, known, chain), true);
+    if (r.code === 0) return;
+  }
+  // One read: our chain and the elements of the addresses we know.
   const args = ["list", "chain", NFT_FAMILY, NFT_TABLE, chain];
   for (const ip of known) args.push(";", "get", "element", NFT_FAMILY, NFT_TABLE, mapOf(ref.network, ip), `{ ${ip} }`);
   const listed = await nft(args, undefined, true);

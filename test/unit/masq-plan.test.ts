@@ -11,7 +11,7 @@ import {
   ownedChains,
 } from "../../pkg/masq/iptables.js";
 import { goQuote, goUnquote, containerIdOfComment } from "../../pkg/masq/names.js";
-import { addressesInChain, jumpTargetOf, nftComment, nftGcPlan, nftPodChain, nftSetupPlan, nftTeardownPlan } from "../../pkg/masq/nftables.js";
+import { addressesInChain, jumpTargetOf, NFT_TRIES, nftComment, nftGcPlan, nftKnownTeardownPlan, nftPodChain, nftSetupPlan, nftTeardownPlan, retryInterrupted } from "../../pkg/masq/nftables.js";
 import type { MasqTarget } from "../../pkg/masq/types.js";
 
 const c = (s: string): Cidr => parseCidr(s)!;
@@ -163,6 +163,35 @@ describe("nftables plans", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("teardown without a read claims each element for our chain before deleting it (aborts on another owner's)", () => {
+    expect(nftKnownTeardownPlan("mynet", ["10.85.0.2", "fd00:85::2"], "pod-x")).toBe(
+      [
+        `add element inet tscni_masq pods4-${N} { 10.85.0.2 : jump pod-x }`,
+        `add element inet tscni_masq pods6-${N} { fd00:85::2 : jump pod-x }`,
+        `delete element inet tscni_masq pods4-${N} { 10.85.0.2 }`,
+        `delete element inet tscni_masq pods6-${N} { fd00:85::2 }`,
+        "flush chain inet tscni_masq pod-x",
+        "delete chain inet tscni_masq pod-x",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("repeats an nft call interrupted by concurrent commits, a bounded number of times", async () => {
+    const intr = { code: 1, stdout: "", stderr: "netlink: Error: Interrupted system call\n" };
+    const ok = { code: 0, stdout: "x", stderr: "" };
+    let calls = 0;
+    expect(await retryInterrupted(async () => (++calls < 3 ? intr : ok))).toEqual(ok);
+    expect(calls).toBe(3);
+    calls = 0;
+    expect(await retryInterrupted(async () => (++calls, intr))).toEqual(intr);
+    expect(calls).toBe(NFT_TRIES);
+    calls = 0;
+    const other = { code: 1, stdout: "", stderr: "Error: No such file or directory" };
+    expect(await retryInterrupted(async () => (++calls, other))).toEqual(other);
+    expect(calls).toBe(1);
   });
 
   it("reads addresses and verdicts back from nft listings", () => {
