@@ -214,6 +214,9 @@ export class DiskStore implements Store {
       try {
         out.reservations.push(decodeReservation(canonicalIp(ip), readFileSync(`${this.dir}/${name}`, "utf8")));
       } catch (err) {
+        // Released between readdir and read (a concurrent Go DEL does not take our lock):
+        // not a reservation any more, and nothing to report.
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
         out.problems.push(`${this.dir}/${name}: ${errText(err)}`);
       }
     }
