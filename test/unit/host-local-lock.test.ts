@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, utimesSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireLock, parseOwner, withLock } from "../../pkg/lock.js";
@@ -54,6 +54,16 @@ describe("acquireLock", () => {
     );
     expect(max).toBe(1);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("runs the holder at holderNice while it holds the lock, and puts it back", async () => {
+    const before = getPriority();
+    const held = await acquireLock(join(dir, "lock"), { holderNice: before - 5 });
+    // Lowering one's nice value needs CAP_SYS_NICE; without it the lock works unchanged.
+    expect([before - 5, before]).toContain(getPriority());
+    if (process.getuid?.() === 0) expect(getPriority()).toBe(before - 5);
+    held.release();
+    expect(getPriority()).toBe(before);
   });
 
   it("waits for a live holder in another process and times out with code 11", async () => {
