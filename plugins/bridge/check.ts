@@ -51,9 +51,21 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
     const routes = { 4: hasV4 ? ((r4 ?? []) as IpRoute[]) : [], 6: hasV6 ? ((r6 ?? []) as IpRoute[]) : [] };
     return [addr?.[0] as IpLink | undefined, routes] as const;
   });
+  // The masquerade spawns go before the host side's synchronous sysfs reads (~1–3 ms of
+  // event-loop time), so the children run while those are read.
+  const tasks: Promise<unknown>[] = [];
+  const addresses = addressesOf(prev);
+  if (conf.ipMasq && addresses) {
+    tasks.push(
+      log.step("masq", async () => {
+        const c = await checkMasq(conf.ipMasqBackend ?? detectBackend(), { network: conf.name, containerId: inv.containerId, ifname: inv.ifname, addresses, nonMasqueradeCidrs: conf.nonMasqueradeCidrs });
+        problems.push(...c.problems);
+      }),
+    );
+  }
   // O(1): sysfs is read only when it shows this namespace (judged on the bridge's ifindex).
   const view = { sysfs: sysfsShows(conf.bridge) };
-  const tasks: Promise<unknown>[] = [
+  tasks.push(
     log.step("host", async () => {
       let br: IpLink | undefined;
       let veth: IpLink | undefined;
@@ -77,21 +89,12 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
         for (const g of missing) problems.push(`gateway ${g} is not on ${gwDev}`);
       }
     }),
-  ];
+  );
   tasks.push(
     podView.then(([pod, routes]) => {
       if (pod) checkPodAddressing(prev, pod, routes, problems);
     }),
   );
-  const addresses = addressesOf(prev);
-  if (conf.ipMasq && addresses) {
-    tasks.push(
-      log.step("masq", async () => {
-        const c = await checkMasq(conf.ipMasqBackend ?? detectBackend(), { network: conf.name, containerId: inv.containerId, ifname: inv.ifname, addresses, nonMasqueradeCidrs: conf.nonMasqueradeCidrs });
-        problems.push(...c.problems);
-      }),
-    );
-  }
   if (conf.ipam) {
     const type = conf.ipam.type;
     // In-process IPAM blocks the event loop: start it once the pod read has its input (a
