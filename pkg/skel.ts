@@ -23,9 +23,9 @@ export interface PluginIO {
 /** Names that become file names and kernel objects: container IDs and network names. */
 export const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** Interface names as the kernel and the spec allow them. */
+/** Interface names as the kernel and the spec allow them (IFNAMSIZ counts bytes, not characters). */
 export function ifnameProblem(name: string): string | undefined {
-  if (name.length > 15) return "it is longer than 15 characters";
+  if (Buffer.byteLength(name, "utf8") > 15) return "it is longer than 15 bytes";
   if (name === "." || name === "..") return `"${name}" is not a valid name`;
   if (/[/:\s]/.test(name)) return "it contains '/', ':' or whitespace";
   return undefined;

@@ -76,6 +76,7 @@ describe("runPlugin", () => {
     [{ CNI_CONTAINERID: "a/b" }, /CNI_CONTAINERID/],
     [{ CNI_NETNS: "relative" }, /CNI_NETNS/],
     [{ CNI_IFNAME: "a-very-long-interface" }, /CNI_IFNAME.*15/],
+    [{ CNI_IFNAME: "ééééééééé" }, /CNI_IFNAME.*15 bytes/],
     [{ CNI_IFNAME: "a/b" }, /CNI_IFNAME/],
     [{ CNI_IFNAME: ".." }, /CNI_IFNAME/],
   ])("rejects invalid %j with code 4", async (bad, re) => {
