@@ -94,7 +94,10 @@ export function parseConfig(command: Command, stdin: string): NetConf {
   }
   const conf = raw as NetConf;
   if (conf.cniVersion === undefined || conf.cniVersion === "") conf.cniVersion = "0.1.0";
-  if (typeof conf.cniVersion !== "string" || !isSupported(conf.cniVersion)) {
+  if (typeof conf.cniVersion !== "string") {
+    throw new CniError(CniCode.DecodeFailure, `cniVersion must be a string, not ${JSON.stringify(conf.cniVersion)}`);
+  }
+  if (!isSupported(conf.cniVersion)) {
     throw new VersionError(`cniVersion ${JSON.stringify(conf.cniVersion)} is not supported`, `config version ${JSON.stringify(conf.cniVersion)}; supported versions: ${SUPPORTED_VERSIONS.join(", ")}`);
   }
   const min = MIN_VERSION[command];

@@ -100,6 +100,7 @@ describe("runPlugin", () => {
     ["not json", "{", 6],
     ["not an object", "[1]", 6],
     ["unsupported version", { ...CONF, cniVersion: "0.5.0" }, 1],
+    ["cniVersion not a string", { ...CONF, cniVersion: 1 }, 6],
     ["no name", { cniVersion: "1.0.0", type: "t" }, 7],
     ["bad name", { ...CONF, name: "a b" }, 7],
   ])("%s -> its code", async (_n, stdin, code) => {
