@@ -1,13 +1,7 @@
 import { statSync } from "node:fs";
 import { NetnsError } from "./types/errors.js";
 
-/**
- * Checks that a path names a network namespace, without entering it: every
- * namespace file (a /proc/<pid>/ns/* link or a bind mount of one) lives on the
- * kernel's nsfs, so its st_dev equals that of /proc/self/ns/net; its st_ino is the
- * namespace's identity. The plugin's own namespace is refused: configuring it would
- * put the "pod" end of the veth into the node itself.
- */
+/** A network namespace's identity: the nsfs device and inode of its file. */
 export interface NetnsId {
   dev: number;
   ino: number;
@@ -22,7 +16,14 @@ function selfId(): NetnsId {
   return { dev: s.dev, ino: s.ino };
 }
 
-/** Observes CNI_NETNS: absent, gone, a network namespace, or something else. */
+/**
+ * Observes CNI_NETNS: absent, gone, a network namespace, or something else. Checks that a
+ * path names a network namespace without entering it: every namespace file (a
+ * /proc/<pid>/ns/* link or a bind mount of one) lives on the kernel's nsfs, so its st_dev
+ * equals that of /proc/self/ns/net; its st_ino is the namespace's identity. The plugin's
+ * own namespace is refused: configuring it would put the "pod" end of the veth into the
+ * node itself.
+ */
 export function netnsState(path: string): NetnsState {
   if (path === "") return { kind: "none" };
   let st;
