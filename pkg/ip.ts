@@ -150,10 +150,6 @@ export function compareIp(a: IpAddr, b: IpAddr): number {
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
 
-export function ipEquals(a: IpAddr | undefined, b: IpAddr | undefined): boolean {
-  return a !== undefined && b !== undefined && compareIp(a, b) === 0;
-}
-
 export function nextIp(a: IpAddr): IpAddr {
   const max = (1n << BigInt(BITS[a.family])) - 1n;
   return { family: a.family, value: a.value === max ? 0n : a.value + 1n };

@@ -12,7 +12,6 @@ export const CniCode = {
   PluginLimitedConnectivity: 51,
   Internal: 999,
 } as const;
-export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];
 
 /** An error that already knows its CNI code; the dispatcher prints it as is. */
 export class CniError extends Error {
