@@ -81,7 +81,7 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
         gwLink = ((gwDev !== conf.bridge ? g : b)?.[0] as IpLink | undefined);
       }
       const pod = (await podView)[0];
-      checkLinks(conf, roles, br, veth, pod, problems);
+      checkLinks(conf, inv.ifname, roles, br, veth, pod, problems);
       if (expectGateways.length) {
         const missing = view.sysfs
           ? gatewaysOnDev(gwDev, expectGateways)
@@ -132,7 +132,7 @@ function gatewaysOf(prev: Result): string[] {
   return [...new Set(out)];
 }
 
-function checkLinks(conf: BridgeConfig, roles: Roles, br: IpLink | undefined, veth: IpLink | undefined, pod: IpLink | undefined, problems: string[]): void {
+export function checkLinks(conf: BridgeConfig, ifname: string, roles: Roles, br: IpLink | undefined, veth: IpLink | undefined, pod: IpLink | undefined, problems: string[]): void {
   if (!roles.bridge) problems.push(`bridge ${conf.bridge} is not in prevResult`);
   if (!br) problems.push(`bridge ${conf.bridge} not found`);
   else {
@@ -140,8 +140,8 @@ function checkLinks(conf: BridgeConfig, roles: Roles, br: IpLink | undefined, ve
     if (roles.bridge?.mac && br.address !== roles.bridge.mac) problems.push(`bridge ${conf.bridge} MAC is ${br.address}, prevResult says ${roles.bridge.mac}`);
     if (conf.promiscMode && !(br.flags ?? []).includes("PROMISC")) problems.push(`bridge ${conf.bridge} is not in promiscuous mode`);
   }
-  if (!roles.pod) problems.push(`no interface ${JSON.stringify(roles.pod)} with the sandbox of CNI_NETNS in prevResult`);
-  if (!pod) problems.push(`interface not found in the pod`);
+  if (!roles.pod) problems.push(`no interface ${ifname} with the sandbox of CNI_NETNS in prevResult`);
+  if (!pod) problems.push(`interface ${ifname} not found in the pod`);
   else {
     if (pod.linkinfo?.info_kind !== "veth") problems.push(`pod interface ${pod.ifname} is not a veth`);
     if (roles.pod?.mac && pod.address !== roles.pod.mac) problems.push(`pod interface MAC is ${pod.address}, prevResult says ${roles.pod.mac}`);

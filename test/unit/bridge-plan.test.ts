@@ -6,6 +6,7 @@ import { planGateway, planLinks, planVlan, vlanRanges } from "../../plugins/brid
 import { planPod, podScript } from "../../plugins/bridge/plan-pod.js";
 import { spoofSetupPlan, spoofTeardownPlan } from "../../plugins/bridge/spoofcheck.js";
 import { interfaceRoles } from "../../plugins/bridge/prev-result.js";
+import { checkLinks } from "../../plugins/bridge/check.js";
 import type { NetConf } from "../../pkg/types/netconf.js";
 
 const config = (extra: Record<string, unknown> = {}) =>
@@ -218,5 +219,14 @@ describe("performance-driven plan details", () => {
     expect(script).not.toContain("exec ");
     expect(planPod({ ifname: "eth0", addresses: [parseCidr("fd00::5/64")!], ips: [], routes: [], enabledad: true, linkDown: true }).settleDad).toBeUndefined();
     expect(planPod({ ifname: "eth0", addresses: [parseCidr("fd00::5/64")!], ips: [], routes: [], enabledad: false, linkDown: false }).settleDad).toBeUndefined();
+  });
+});
+
+describe("CHECK links", () => {
+  it("names the pod interface it could not find", () => {
+    const problems: string[] = [];
+    checkLinks(config(), "eth1", {}, undefined, undefined, undefined, problems);
+    expect(problems).toContain("no interface eth1 with the sandbox of CNI_NETNS in prevResult");
+    expect(problems).toContain("interface eth1 not found in the pod");
   });
 });
