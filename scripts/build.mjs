@@ -18,7 +18,7 @@ import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import {
   readFileSync,
-  chmodSync, existsSync, linkSync, mkdirSync, rmSync, statSync, writeFileSync,
+  chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync,
 } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -209,11 +209,12 @@ function compile() {
     rmSync(tmp, { force: true });
     die(`bun ${args.join(" ")} failed:\n${r.stdout}${r.stderr}`);
   }
-  // Replace atomically, then re-make the links: a link to the old inode would keep the old binary.
-  for (const name of ["tscni", ...LINK_NAMES]) rmSync(join(BIN_DIR, name), { force: true });
-  linkSync(tmp, exePath);
-  rmSync(tmp);
-  for (const name of LINK_NAMES) linkSync(exePath, join(BIN_DIR, name));
+  // Replace atomically (rename), then re-make the links: a link to the old inode would keep the old binary.
+  renameSync(tmp, exePath);
+  for (const name of LINK_NAMES) {
+    rmSync(join(BIN_DIR, name), { force: true });
+    linkSync(exePath, join(BIN_DIR, name));
+  }
   console.log(`compile ${relative(ROOT, exePath)}  ${(statSync(exePath).size / 2 ** 20).toFixed(1)} MiB  (bun ${bun.version}, ${ms(t0)})`);
   console.log(`        ${LINK_NAMES.map((n) => relative(ROOT, join(BIN_DIR, n))).join(", ")} -> hard links`);
 }
