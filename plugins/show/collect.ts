@@ -175,14 +175,18 @@ interface CachedResult {
   result?: { interfaces?: Array<{ name?: string; sandbox?: string }> };
 }
 
-/** Host-side interface names of libcni's cached result for each attachment, when cached. */
-function readCache(cacheDir: string, rs: readonly ReservationFact[]): CacheFact[] {
+/**
+ * Host-side interface names of libcni's cached result for each attachment, when cached.
+ * The file name is built from reservation file contents: one holding a "/" (never a valid
+ * container ID or ifname) names no cache entry, and must not lead outside results/.
+ */
+export function readCache(cacheDir: string, rs: readonly ReservationFact[]): CacheFact[] {
   const dir = `${cacheDir.replace(/\/+$/, "")}/results`;
   if (!existsSync(dir)) return [];
   const seen = new Set<string>();
   const out: CacheFact[] = [];
   for (const r of rs) {
-    if (r.ifname === undefined) continue;
+    if (r.ifname === undefined || r.containerId.includes("/") || r.ifname.includes("/")) continue;
     const file = `${r.network}-${r.containerId}-${r.ifname}`;
     if (seen.has(file)) continue;
     seen.add(file);

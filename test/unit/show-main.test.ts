@@ -1,10 +1,10 @@
 // Argument parsing and error paths of `tscni show`. Nothing here reaches the spawns of
 // collect.ts (which must only run inside a test netns): every case fails or answers first.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { nftChainComments, parseNftTable } from "../../plugins/show/collect.js";
+import { nftChainComments, parseNftTable, readCache } from "../../plugins/show/collect.js";
 import { DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, parseShowArgs, runShow, USAGE } from "../../plugins/show/main.js";
 
 async function show(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -99,5 +99,27 @@ describe("nft listing parsers", () => {
       ["nat-a5855bd82c6a57c4", "net: net2"],
       [chain, "net: net2, if: eth0, id: ctr-cccc"],
     ]);
+  });
+});
+
+describe("readCache", () => {
+  it("reads libcni's cached result, and never a path a reservation's content leads outside results/ to", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tscni-show-cache-"));
+    try {
+      mkdirSync(join(dir, "results"));
+      const cached = JSON.stringify({ result: { interfaces: [{ name: "veth1" }, { name: "eth0", sandbox: "/run/netns/x" }] } });
+      writeFileSync(join(dir, "results", "net-c1-eth0"), cached);
+      writeFileSync(join(dir, "outside"), cached);
+      writeFileSync(join(dir, "outside-eth0"), cached);
+      mkdirSync(join(dir, "results", "net-x-")); // Linux resolves ".." only through directories that exist
+      expect(readCache(dir, [
+        { network: "net", ip: "10.0.0.2", containerId: "c1", ifname: "eth0" },
+        // "net-x-" + "/../../outside" resolves to <dir>/outside
+        { network: "net", ip: "10.0.0.3", containerId: "x", ifname: "/../../outside" },
+        { network: "net", ip: "10.0.0.4", containerId: "x-/../../outside", ifname: "eth0" },
+      ])).toEqual([{ network: "net", containerId: "c1", ifname: "eth0", hostInterfaces: ["veth1"] }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
