@@ -3,6 +3,7 @@ import { runPlugin, aboutLine } from "../pkg/skel.js";
 import { readStdin } from "../pkg/stdin.js";
 import { PLUGINS } from "./registry.js";
 import { TSCNI_VERSION } from "../pkg/about.js";
+import { LATEST_VERSION } from "../pkg/version.js";
 
 const basename = (p: string): string => p.slice(p.lastIndexOf("/") + 1);
 
@@ -58,7 +59,7 @@ main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     write(2, `tscni: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    write(1, JSON.stringify({ cniVersion: "1.1.0", code: 999, msg: String(err instanceof Error ? err.message : err) }) + "\n");
+    write(1, JSON.stringify({ cniVersion: LATEST_VERSION, code: 999, msg: String(err instanceof Error ? err.message : err) }) + "\n");
     process.exit(1);
   },
 );
