@@ -18,11 +18,14 @@ missing_apt() {
 need=$(missing_apt | tr '\n' ' ')
 if [ -n "$need" ] || [ "$force" = --force ]; then
   [ "$(id -u)" = 0 ] || { echo "setup: installing Debian packages needs root: $need" >&2; exit 1; }
-  echo "setup: apt-get install $need" >&2
+  # Only what is missing: naming an installed package would upgrade it. --force names them all.
+  pkgs=$need
+  if [ "$force" = --force ]; then pkgs=$APT_PACKAGES; fi
+  echo "setup: apt-get install $pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $APT_PACKAGES >&2
+  apt-get install -y -qq --no-install-recommends $pkgs >&2
 fi
 
 if [ ! -x node_modules/.bin/esbuild ] || [ ! -x node_modules/.bin/vitest ] || [ "$force" = --force ]; then
