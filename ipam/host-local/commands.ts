@@ -23,9 +23,6 @@ import { parseResolvConf } from "./resolv-conf.js";
 import { DiskStore, heldBy } from "./store.js";
 import type { AttachmentKey, Reservation } from "./store.js";
 
-export type { Deps } from "./context.js";
-export { validAttachments } from "./maintenance.js";
-
 function readDns(path: string): Result["dns"] {
   try {
     return parseResolvConf(readFileSync(path, "utf8"));
@@ -37,8 +34,6 @@ function readDns(path: string): Result["dns"] {
 function ipConfig(a: Allocation): IpConfig {
   return { address: `${formatIp(a.ip)}/${a.range.subnet.prefix}`, gateway: formatIp(a.range.gateway) };
 }
-
-
 
 async function add(inv: Invocation, deps: Deps): Promise<Result> {
   const conf = loadConfig(inv.config, inv.args);
