@@ -23,7 +23,9 @@ cleanup() {
   for ns in "$pod1" "$pod2" "$ext" "$node"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A trapped INT/TERM would otherwise run cleanup and then go on with the next step.
+trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_node() { ip netns exec "$node" "$@"; }
