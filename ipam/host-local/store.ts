@@ -10,6 +10,7 @@ import { CniCode, CniError } from "../../pkg/types/errors.js";
 import { formatIp, parseIp } from "../../pkg/ip.js";
 import type { IpAddr } from "../../pkg/ip.js";
 import { canonicalIp } from "./range-set.js";
+import type { LrSeen } from "./index.js";
 
 export interface AttachmentKey {
   id: string;
@@ -45,12 +46,6 @@ export const LINE_BREAK = "\r\n";
 export const LAST_RESERVED_PREFIX = "last_reserved_ip.";
 export const LOCK_FILE = "lock";
 
-/** A `last_reserved_ip.N` file as a command saw it before changing anything (index.ts). */
-export interface SeenFile {
-  fd?: number;
-  mark: { ino: string; mtimeNs: string; text: string } | null;
-}
-
 /** The file content the reference writes for a reservation. */
 export function encodeReservation(key: AttachmentKey): string {
   return `${key.id.trim()}${LINE_BREAK}${key.ifname}`;
@@ -73,8 +68,8 @@ const errText = (err: unknown): string => ((err as NodeJS.ErrnoException).code ?
 /** The reference's disk layout. The caller holds the lock around mutations. */
 export class DiskStore implements Store {
   readonly dir: string;
-  /** `last_reserved_ip.N` as observed at the start of the command (set by the index). */
-  observed?: Map<number, SeenFile>;
+  /** `last_reserved_ip.N` as observed at the start of the command (set by lookup() in context.ts, and by GC). */
+  observed?: Map<number, LrSeen>;
   /** What this command wrote to `last_reserved_ip.N`. */
   readonly written = new Map<number, string>();
   /** Someone else wrote `last_reserved_ip.N` while this command ran: do not certify the index. */
