@@ -3,9 +3,12 @@
  * implementation removes the other's: table `bridge nat`, base chain PREROUTING
  * (filter hook, priority -300), per attachment `cni-br-iface-<cid>-<ifname>` and
  * `…-mac`, every rule commented `macspoofchk-<cid>-<ifname>`. Setup is one
- * transaction (declare, flush, fill); teardown lists the table once.
+ * transaction (declare, flush, fill); teardown lists the table once. Both repeat an nft
+ * call whose netlink dump was interrupted (see retryInterrupted).
  */
-import { run, tool } from "../../pkg/exec.js";
+import { CommandFailedError, run, tool } from "../../pkg/exec.js";
+import { retryInterrupted } from "../../pkg/masq/nftables.js";
+import { CniCode, CniError } from "../../pkg/types/errors.js";
 
 export function spoofId(containerId: string, ifname: string): string {
   return `${containerId}-${ifname}`;
@@ -59,14 +62,25 @@ export function spoofTeardownPlan(listing: string, id: string): string | undefin
   return out.length ? out.join("\n") + "\n" : undefined;
 }
 
+async function nft(args: string[], stdin?: string): Promise<string> {
+  const argv = [tool("nft"), ...args];
+  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true }));
+  if (r.code !== 0) throw new CommandFailedError(argv, r.code, r.stderr);
+  return r.stdout;
+}
+
 export async function setupSpoofcheck(id: string, hostVeth: string, podMac: string): Promise<void> {
-  await run([tool("nft"), "-f", "-"], { stdin: spoofSetupPlan(id, hostVeth, podMac) });
+  await nft(["-f", "-"], spoofSetupPlan(id, hostVeth, podMac));
 }
 
 export async function teardownSpoofcheck(id: string): Promise<void> {
-  const nft = tool("nft");
-  const listed = await run([nft, "-a", "list", "table", "bridge", "nat"], { allowFailure: true });
-  if (listed.code !== 0) return;
+  const argv = [tool("nft"), "-a", "list", "table", "bridge", "nat"];
+  const listed = await retryInterrupted(() => run(argv, { allowFailure: true }));
+  if (listed.code !== 0) {
+    // No table: nothing of ours. Anything else must not pass for a clean teardown.
+    if (/No such file or directory/.test(listed.stderr)) return;
+    throw new CniError(CniCode.Internal, `nft list table bridge nat failed: ${listed.stderr.trim()}`);
+  }
   const plan = spoofTeardownPlan(listed.stdout, id);
-  if (plan) await run([nft, "-f", "-"], { stdin: plan });
+  if (plan) await nft(["-f", "-"], plan);
 }

@@ -280,6 +280,9 @@ describe("macspoofchk", () => {
   it("drops frames from the pod with another source MAC; DEL removes the rules", () => {
     const node = createCniNode();
     const conf = netConf(node, { ipMasq: false, extra: { macspoofchk: true } });
+    // No `bridge nat` table yet: DEL finds nothing to remove, and succeeds.
+    const none = callBridge(node, "DEL", conf, { containerId: "never-added" });
+    expect(none.code, none.stdout).toBe(0);
     const pod = addPod(node, conf);
     const mac = linkIn(pod.netns.name, "eth0")?.address ?? "";
     expect(nftText(node.netns.name)).toContain(mac);
