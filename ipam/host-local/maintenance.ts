@@ -1,6 +1,7 @@
 /** host-local GC and STATUS (CNI 1.1). */
 import { accessSync, constants } from "node:fs";
-import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
+import { validAttachments } from "../../pkg/attachments.js";
+import { CniCode, CniError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import { formatIp } from "../../pkg/ip.js";
 import { loadConfig } from "./config.js";
@@ -12,21 +13,8 @@ import { DiskStore, heldBy } from "./store.js";
 import type { AttachmentKey, Reservation } from "./store.js";
 
 /** GC keeps the attachments listed in `cni.dev/valid-attachments` (or `cni.dev/attachments`). */
-export function validAttachments(config: Record<string, unknown>): AttachmentKey[] | undefined {
-  const list = config["cni.dev/valid-attachments"] ?? config["cni.dev/attachments"];
-  if (list === undefined || list === null) return undefined;
-  if (!Array.isArray(list)) throw new ConfigError('"cni.dev/valid-attachments" must be an array');
-  return list.map((a, i) => {
-    const o = a as Record<string, unknown>;
-    if (typeof a !== "object" || a === null || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
-      throw new ConfigError(`"cni.dev/valid-attachments"[${i}] must be {"containerID": string, "ifname": string}`);
-    }
-    return { id: o.containerID, ifname: o.ifname };
-  });
-}
-
 export async function gc(inv: Invocation, deps: Deps): Promise<void> {
-  const valid = validAttachments(inv.config);
+  const valid = validAttachments(inv.config)?.map((a): AttachmentKey => ({ id: a.containerId, ifname: a.ifname }));
   const store = storeOf(inv);
   if (valid === undefined) {
     // Releasing everything because a runtime forgot the list would drop every live pod.

@@ -7,6 +7,8 @@ export const CniCode = {
   IoFailure: 5,
   DecodeFailure: 6,
   InvalidConfig: 7,
+  /** libcni's ErrInvalidNetNS (cni ≥ 1.2): CNI_NETNS is not a usable network namespace. */
+  InvalidNetns: 8,
   TryAgainLater: 11,
   PluginNotAvailable: 50,
   PluginLimitedConnectivity: 51,
@@ -42,10 +44,10 @@ export class EnvError extends CniError {
   }
 }
 
-/** Something about the network namespace is wrong (code 4: it comes from CNI_NETNS). */
+/** CNI_NETNS names no network namespace, or the plugin's own (code 8, libcni's ErrInvalidNetNS). */
 export class NetnsError extends CniError {
   constructor(msg: string, details?: string) {
-    super(CniCode.InvalidEnv, msg, details);
+    super(CniCode.InvalidNetns, msg, details);
     this.name = "NetnsError";
   }
 }

@@ -61,8 +61,8 @@ const CASES: readonly Case[] = [
   { name: "malformed MAC in CNI_ARGS", call: (p) => ({ netns: p.path, args: "IgnoreUnknown=1;MAC=not-a-mac" }), codes: [7], refNoChange: false },
   { name: "invalid subnet in ipam", conf: (n, b) => ({ ...b, ipam: { type: "host-local", dataDir: n.dataDir, ranges: [[{ subnet: "10.85.0.0/33" }]] } }), codes: [7], refNoChange: false },
   { name: "IPAM plugin not on CNI_PATH", conf: (n, b) => ({ ...b, ipam: { type: "no-such-ipam", dataDir: n.dataDir } }), codes: [7, 50, 999], refNoChange: false },
-  { name: "CNI_NETNS does not exist", call: () => ({ netns: "/run/netns/tscni-t-does-not-exist" }), codes: [4], refNoChange: false },
-  { name: "CNI_NETNS is a regular file", call: (_p, n) => ({ netns: regularFile(n) }), codes: [4], refNoChange: false },
+  { name: "CNI_NETNS does not exist", call: () => ({ netns: "/run/netns/tscni-t-does-not-exist" }), codes: [4, 8], refNoChange: false },
+  { name: "CNI_NETNS is a regular file", call: (_p, n) => ({ netns: regularFile(n) }), codes: [4, 8], refNoChange: false },
   {
     name: "an interface named CNI_IFNAME already exists in the pod",
     prepare: (p) => mustExecIn(p.name, [tool("ip"), "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"]),
