@@ -135,8 +135,15 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     });
     child.on("close", (code, signal) => {
       if (closed) return;
-      const res = { code: code ?? 128, stdout: readFd(files[1]), stderr: readFd(files[2]) };
-      closeAll();
+      let res: RunResult;
+      try {
+        res = { code: code ?? 128, stdout: readFd(files[1]), stderr: readFd(files[2]) };
+      } catch (e) {
+        reject(new CniError(CniCode.IoFailure, `reading the output of ${argv[0]}: ${(e as Error).message}`, `command: ${formatCommand(argv)}`, { cause: e }));
+        return;
+      } finally {
+        closeAll();
+      }
       if (signal) res.stderr += `\nkilled by ${signal}`;
       if (res.code !== 0 && !opts.allowFailure) reject(new CommandFailedError(argv, res.code, res.stderr));
       else resolve(res);

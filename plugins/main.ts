@@ -55,11 +55,13 @@ async function main(): Promise<number> {
   });
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    write(2, `tscni: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    write(1, JSON.stringify({ cniVersion: LATEST_VERSION, code: 999, msg: String(err instanceof Error ? err.message : err) }) + "\n");
-    process.exit(1);
-  },
-);
+/** Last resort: a CNI error on stdout even for a failure nobody caught. */
+function die(err: unknown): never {
+  write(2, `tscni: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  write(1, JSON.stringify({ cniVersion: LATEST_VERSION, code: 999, msg: String(err instanceof Error ? err.message : err) }) + "\n");
+  process.exit(1);
+}
+
+process.on("uncaughtException", die);
+process.on("unhandledRejection", die);
+main().then((code) => process.exit(code), die);

@@ -4,7 +4,7 @@
  * never print or exit: the bridge calls them in-process.
  */
 import { readFileSync } from "node:fs";
-import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
+import { CniCode, CniError, ConfigError, asCniError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import type { IpConfig, Result } from "../../pkg/types/result.js";
 import type { IpAddr } from "../../pkg/ip.js";
@@ -63,7 +63,11 @@ async function add(inv: Invocation, deps: Deps): Promise<Result> {
             undo.push(`releasing ${formatIp(a.ip)}: ${(e as Error).message}`);
           }
         }
-        if (undo.length && err instanceof CniError) throw new CniError(err.code, err.message, [err.details, ...undo].filter(Boolean).join("; "));
+        if (undo.length) {
+          // Not rolled back cleanly: leave the index untrusted so the next command scans.
+          const e = asCniError(err);
+          throw new CniError(e.code, e.message, [e.details, ...undo].filter(Boolean).join("; "), { cause: err });
+        }
         // Rolled back cleanly: the directory holds what it held, so a trusted index is
         // trusted again (a failed ADD leaves the index as it found it).
         if (!known.all) {

@@ -9,7 +9,7 @@
  * jump form) or the addresses are unknown, it checks the chain exists (`-S <chain>`; none
  * means nothing can jump to it), then lists POSTROUTING only and deletes what jumps to it.
  */
-import { findTool, run, tool, type RunResult } from "../exec.js";
+import { CommandFailedError, findTool, run, tool, type RunResult } from "../exec.js";
 import type { Family } from "../ip.js";
 import {
   chainRules,
@@ -72,7 +72,12 @@ export async function setupIptables(t: MasqTarget): Promise<void> {
 /** Lists POSTROUTING (never the whole table) and removes everything that jumps to `chain`. */
 async function slowTeardown(family: Family, chain: string): Promise<void> {
   const own = await ipt(family, ["-S", chain], true);
-  if (own.code !== 0) return; // no chain: nothing can jump to it
+  if (own.code !== 0) {
+    // No chain (or no nat table): nothing can jump to it. iptables-nft 1.8.9 words a missing
+    // chain as "chain `X' in table `nat' is incompatible". Anything else is a real failure.
+    if (/No chain\/target\/match|does not exist|is incompatible/i.test(own.stderr)) return;
+    throw new CommandFailedError([bin(family, "ipt") ?? "iptables", "-t", "nat", "-S", chain], own.code, own.stderr);
+  }
   const post = await ipt(family, ["-S", "POSTROUTING"]);
   const jumps = post.stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING ") && jumpsTo(l, chain));
   await restore(family, iptablesTeardownPlan(jumps, [chain]));

@@ -49,6 +49,7 @@ function prepare(inv: Invocation): Prepared {
   if (conf.ipam) tool("nsenter");
   if (conf.vlan || conf.vlanTrunk.length) tool("bridge");
   if (conf.macspoofchk) tool("nft");
+  if (conf.ipMasq) tool((conf.ipMasqBackend ?? detectBackend()) === "nftables" ? "nft" : "iptables-restore");
   const ipam = conf.ipam ? resolveIpam(conf.ipam.type, inv) : undefined;
   return { conf, bridge, ipam };
 }

@@ -1,9 +1,9 @@
 /**
  * The host side of an ADD as `ip -batch` lines, pure functions of (config, what was
  * observed, the names and MACs chosen). Two batches:
- *  - links, before IPAM: the veth first, so an interface already named CNI_IFNAME in
- *    the pod fails before anything changed (and before IPAM could hand out or release
- *    anything); then the bridge (created only when absent), the port; then a show of
+ *  - links (in parallel with an in-process IPAM, before an exec'd one): the veth first,
+ *    so an interface already named CNI_IFNAME in the pod fails before anything else
+ *    changed; then the bridge (created only when absent), the port; then a show of
  *    the bridge (its kind and MAC);
  *  - gateway, after IPAM, in parallel with the pod side: the gateway address(es) on the
  *    bridge (or its VLAN interface), with a show of the addresses it had before.
