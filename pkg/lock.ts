@@ -18,7 +18,6 @@
  * SIGKILLed holder blocks others for 2–3 s; it also installs signal-exit hooks in
  * every process. This file is ~5 syscalls uncontended.
  */
-import { getPriority, setPriority } from "node:os";
 import { linkSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { CniCode, CniError } from "./types/errors.js";
 
@@ -33,7 +32,8 @@ export interface LockOptions {
   /** A `.break` directory older than this belongs to a breaker that died. */
   breakStaleMs: number;
   /**
-   * Nice value of the holder's thread while it holds the lock (undefined: unchanged).
+   * Nice value of the holder's thread while it holds the lock, when it had to wait for
+   * it (undefined: unchanged).
    * Lowering it needs CAP_SYS_NICE (CNI plugins run as root); without it nothing changes.
    */
   holderNice?: number;
@@ -187,20 +187,26 @@ function checkHolder(path: string, opts: LockOptions): string | undefined {
   return owner ? `held by pid ${owner.pid}` : `held by an unknown owner (${JSON.stringify(seen.slice(0, 60))})`;
 }
 
-/** Sets this thread's nice value; returns what puts it back. Never throws. */
-function boost(nice: number | undefined): () => void {
+/**
+ * Sets this thread's nice value; returns what puts it back. Never throws. node:os is
+ * loaded only here: it costs ~0.4 ms of start-up, and only a holder that had to wait
+ * (a burst) is boosted.
+ */
+async function boost(nice: number | undefined): Promise<() => void> {
   if (nice === undefined) return () => {};
   let before: number;
+  let os: typeof import("node:os");
   try {
-    before = getPriority();
+    os = await import("node:os");
+    before = os.getPriority();
     if (nice >= before) return () => {};
-    setPriority(nice);
+    os.setPriority(nice);
   } catch {
     return () => {}; // no CAP_SYS_NICE: run as we are
   }
   return () => {
     try {
-      setPriority(before);
+      os.setPriority(before);
     } catch {
       /* raising one's own nice value is always allowed */
     }
@@ -219,6 +225,7 @@ export async function acquireLock(path: string, options: Partial<LockOptions> = 
   const tmp = `${path}.${process.pid}.${nonce}`;
   const deadline = Date.now() + opts.timeoutMs;
   let poll = opts.pollMs;
+  let waited = false;
   for (;;) {
     writeFileSync(tmp, text, { mode: 0o644 });
     let linked = false;
@@ -235,6 +242,7 @@ export async function acquireLock(path: string, options: Partial<LockOptions> = 
       }
     }
     if (linked) break;
+    waited = true;
     // Wait until the lock is gone (or broken), polling read-only: a create + link +
     // unlink per poll, times a hundred waiters, is journal traffic that the holder's own
     // creates queue behind (measured: the hold time under a 100-ADD burst was 10-15 ms,
@@ -249,7 +257,7 @@ export async function acquireLock(path: string, options: Partial<LockOptions> = 
       poll = Math.min(poll * 2, opts.maxPollMs);
     }
   }
-  const unboost = boost(opts.holderNice);
+  const unboost = waited ? await boost(opts.holderNice) : () => {};
   let released = false;
   return {
     path,

@@ -56,9 +56,16 @@ describe("acquireLock", () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it("runs the holder at holderNice while it holds the lock, and puts it back", async () => {
+  it("runs a holder that had to wait at holderNice while it holds the lock, and puts it back", async () => {
     const before = getPriority();
-    const held = await acquireLock(join(dir, "lock"), { holderNice: before - 5 });
+    const path = join(dir, "lock");
+    const first = await acquireLock(path, { holderNice: before - 5 });
+    // Uncontended: nothing to win, no node:os, no change.
+    expect(getPriority()).toBe(before);
+    const second = acquireLock(path, { holderNice: before - 5 });
+    await new Promise((r) => setTimeout(r, 20));
+    first.release();
+    const held = await second;
     // Lowering one's nice value needs CAP_SYS_NICE; without it the lock works unchanged.
     expect([before - 5, before]).toContain(getPriority());
     if (process.getuid?.() === 0) expect(getPriority()).toBe(before - 5);
