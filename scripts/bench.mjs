@@ -20,6 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { benchNetConf } from "./bench/netconf.mjs";
 import { markdownReport, round, stats } from "./bench/report.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -315,26 +316,7 @@ class Runner {
 const PLUGIN_PATH = opt["inherit-path"] ? process.env.PATH ?? STD_PATH : STD_PATH;
 
 function netConf(node, extra = {}) {
-  // The same network config for every contender; only the masquerade backend and the data dir
-  // (one per node) differ. The Go reference ignores ipMasqBackend (it has iptables only).
-  return {
-    cniVersion: "1.0.0",
-    name: "tscni-bench",
-    type: "bridge",
-    bridge: "cni0",
-    isGateway: true,
-    ipMasq: true,
-    ipMasqBackend: node.c.backend,
-    hairpinMode: false,
-    ipam: {
-      type: "host-local",
-      ranges: [[{ subnet: P.subnet }]],
-      routes: [{ dst: "0.0.0.0/0" }],
-      dataDir: node.dataDir,
-    },
-    ...(node.logFile ? { logFile: node.logFile } : {}),
-    ...extra,
-  };
+  return { ...benchNetConf({ backend: node.c.backend, subnet: P.subnet, dataDir: node.dataDir, logFile: node.logFile }), ...extra };
 }
 
 function pluginJob(node, command, pod, prevResult, rss = false) {

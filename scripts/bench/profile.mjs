@@ -14,6 +14,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { benchNetConf } from "./netconf.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { values: opt } = parseArgs({
@@ -54,16 +55,7 @@ for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => process.exi
 
 const conf = (prev) =>
   JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "tscni-bench",
-    type: "bridge",
-    bridge: "cni0",
-    isGateway: true,
-    ipMasq: true,
-    ipMasqBackend: backend,
-    hairpinMode: false,
-    ipam: { type: "host-local", ranges: [[{ subnet: opt.subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: join(TMP, "data") },
-    ...(ref ? {} : { logFile: join(TMP, "steps.jsonl") }),
+    ...benchNetConf({ backend, subnet: opt.subnet, dataDir: join(TMP, "data"), logFile: ref ? undefined : join(TMP, "steps.jsonl") }),
     ...(prev ? { prevResult: prev } : {}),
   });
 let seq = 0;

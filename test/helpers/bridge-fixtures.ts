@@ -92,9 +92,8 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
-/** Run the bridge plugin in the node netns. */
-export function callBridge(node: CniNode, command: CniCommand, config: object | string, o: CallOptions = {}): CniRun {
-  return runPlugin({
+function bridgeInvocation(node: CniNode, command: CniCommand, config: object | string, o: CallOptions): Parameters<typeof runPlugin>[0] {
+  return {
     node: node.netns.name,
     exe: o.exe ?? BRIDGE_EXE,
     command,
@@ -106,23 +105,16 @@ export function callBridge(node: CniNode, command: CniCommand, config: object | 
     path: o.path ?? PLUGIN_DIR,
     env: o.env,
     timeoutMs: o.timeoutMs,
-  });
+  };
+}
+
+/** Run the bridge plugin in the node netns. */
+export function callBridge(node: CniNode, command: CniCommand, config: object | string, o: CallOptions = {}): CniRun {
+  return runPlugin(bridgeInvocation(node, command, config, o));
 }
 
 export function callBridgeAsync(node: CniNode, command: CniCommand, config: object | string, o: CallOptions = {}): Promise<CniRun> {
-  return runPluginAsync({
-    node: node.netns.name,
-    exe: o.exe ?? BRIDGE_EXE,
-    command,
-    config,
-    containerId: o.containerId,
-    netns: o.netns,
-    ifname: o.ifname,
-    args: o.args,
-    path: o.path ?? PLUGIN_DIR,
-    env: o.env,
-    timeoutMs: o.timeoutMs,
-  });
+  return runPluginAsync(bridgeInvocation(node, command, config, o));
 }
 
 // Result JSON (any version ≥ 0.3.0) — only what the tests read.
