@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import type * as ChildProcess from "node:child_process";
 import { accessSync, closeSync, constants, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { CniCode, CniError } from "./types/errors.js";
 
@@ -107,55 +107,83 @@ function fileStdio(stdin: string): [number, number, number] | undefined {
   return fds as [number, number, number];
 }
 
+/** Which child_process: loaded on first use, so a bun run that spawns with Bun.spawn never loads it. */
+let childProcessModule: typeof ChildProcess | undefined;
+function childProcess(): typeof ChildProcess {
+  return (childProcessModule ??= (process as unknown as { getBuiltinModule(id: string): typeof ChildProcess }).getBuiltinModule("node:child_process"));
+}
+
+/** bun's own spawn, when this runs under bun (the shipped executable). */
+interface BunSpawn {
+  spawn(o: { cmd: string[]; env: Record<string, string>; stdio: number[]; timeout?: number }): { exited: Promise<number>; exitCode: number | null; signalCode: string | null };
+}
+const bun = (globalThis as { Bun?: BunSpawn }).Bun;
+
+/** How a child ended: its exit code, or the signal that ended it. */
+interface Ended {
+  code: number | null;
+  signal: string | null;
+}
+
+/**
+ * Runs argv with the three files as its stdio until it ends. Under bun this is Bun.spawn:
+ * node:child_process is then never loaded, and its spawn costs more (measured with three
+ * spawns: ~1.2 ms wall and ~2.6 ms CPU more per invocation). Rejects when the program
+ * cannot be started.
+ */
+function spawnWithFiles(argv: readonly string[], opts: RunOptions, files: readonly number[]): Promise<Ended> {
+  const env = opts.env ?? process.env;
+  if (bun) {
+    let child;
+    try {
+      const defined = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+      child = bun.spawn({ cmd: [...argv], env: defined, stdio: [...files], ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const c = child;
+    return c.exited.then(() => ({ code: c.exitCode, signal: c.signalCode }));
+  }
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(argv[0]!, argv.slice(1), { env: env as NodeJS.ProcessEnv, stdio: [...files], timeout: opts.timeoutMs });
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal }));
+  });
+}
+
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const files = fileStdio(opts.stdin ?? "");
   if (!files) return runPiped(argv, opts);
-  return new Promise((resolve, reject) => {
-    let closed = false;
-    const closeAll = (): void => {
-      if (closed) return;
-      closed = true;
-      for (const f of files) closeSync(f);
-    };
-    let child;
-    try {
-      child = spawn(argv[0]!, argv.slice(1), {
-        env: opts.env ? (opts.env as NodeJS.ProcessEnv) : process.env,
-        stdio: files,
-        timeout: opts.timeoutMs,
-      });
-    } catch (e) {
-      closeAll();
-      reject(new CniError(CniCode.Internal, `cannot run ${argv[0]}: ${(e as Error).message}`, `command: ${formatCommand(argv)}`, { cause: e }));
-      return;
-    }
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      closeAll();
-      reject(new CniError(CniCode.Internal, `cannot run ${argv[0]}: ${e.message}`, `command: ${formatCommand(argv)}`, { cause: e }));
-    });
-    child.on("close", (code, signal) => {
-      if (closed) return;
+  const closeAll = (): void => {
+    for (const f of files) closeSync(f);
+  };
+  const started = spawnWithFiles(argv, opts, files);
+  opts.onStdinWritten?.();
+  return started.then(
+    ({ code, signal }) => {
       let res: RunResult;
       try {
         res = { code: code ?? 128, stdout: readFd(files[1]), stderr: readFd(files[2]) };
       } catch (e) {
-        reject(new CniError(CniCode.IoFailure, `reading the output of ${argv[0]}: ${(e as Error).message}`, `command: ${formatCommand(argv)}`, { cause: e }));
-        return;
+        throw new CniError(CniCode.IoFailure, `reading the output of ${argv[0]}: ${(e as Error).message}`, `command: ${formatCommand(argv)}`, { cause: e });
       } finally {
         closeAll();
       }
       if (signal) res.stderr += `\nkilled by ${signal}`;
-      if (res.code !== 0 && !opts.allowFailure) reject(new CommandFailedError(argv, res.code, res.stderr));
-      else resolve(res);
-    });
-    opts.onStdinWritten?.();
-  });
+      if (res.code !== 0 && !opts.allowFailure) throw new CommandFailedError(argv, res.code, res.stderr);
+      return res;
+    },
+    (e: Error) => {
+      closeAll();
+      throw new CniError(CniCode.Internal, `cannot run ${argv[0]}: ${e.message}`, `command: ${formatCommand(argv)}`, { cause: e });
+    },
+  );
 }
 
 /** The same with pipes, where no unnamed file can be made (no O_TMPFILE, nothing writable). */
 function runPiped(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
+    const child = childProcess().spawn(argv[0]!, argv.slice(1), {
       env: opts.env ? (opts.env as NodeJS.ProcessEnv) : process.env,
       stdio: ["pipe", "pipe", "pipe"],
       timeout: opts.timeoutMs,

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -139,6 +140,41 @@ describe("readStdin", () => {
       closeSync(fd);
       fd = openSync(f, "r");
       await expect(readStdin(fd, 100_000)).rejects.toMatchObject({ code: 5 });
+      closeSync(fd);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** A FIFO whose writer runs `script` (sh) with stdout on the FIFO; returns the read end. */
+  function fifoFrom(dir: string, script: string): number {
+    const f = join(dir, "fifo");
+    spawnSync("mkfifo", [f]);
+    spawn("sh", ["-c", `exec > ${f}; ${script}`], { stdio: "ignore" });
+    return openSync(f, "r"); // blocks until the writer has opened it
+  }
+
+  it("reads a pipe the writer already closed, and one it is still writing to", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tscni-stdin-"));
+    try {
+      let fd = fifoFrom(dir, "printf '{\"a\":1}'");
+      await new Promise((r) => setTimeout(r, 100)); // the writer is gone: all of it is there
+      await expect(readStdin(fd)).resolves.toBe('{"a":1}');
+      closeSync(fd);
+      rmSync(join(dir, "fifo"));
+      fd = fifoFrom(dir, "printf 'first '; sleep 0.2; printf second");
+      await expect(readStdin(fd)).resolves.toBe("first second");
+      closeSync(fd);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("gives up on a writer that never closes (code 5)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tscni-stdin-"));
+    try {
+      const fd = fifoFrom(dir, "printf partial; sleep 1");
+      await expect(readStdin(fd, 1000, 200)).rejects.toMatchObject({ code: 5, message: expect.stringContaining("did not end") });
       closeSync(fd);
     } finally {
       rmSync(dir, { recursive: true, force: true });
