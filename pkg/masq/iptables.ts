@@ -45,8 +45,9 @@ export function iptablesAvailable(): boolean {
   return findTool("iptables") !== undefined;
 }
 
-function restore(family: Family, text: string, allowFailure = false): Promise<RunResult> {
-  return run([need(family, "restore"), "--noflush", "-w"], { stdin: text, allowFailure });
+/** `deleting`: the text deletes rules or chains, so the tool's exit waits out an RCU grace period: settle before it (RunOptions.settleOnNetlinkClose). */
+function restore(family: Family, text: string, allowFailure = false, deleting = false): Promise<RunResult> {
+  return run([need(family, "restore"), "--noflush", "-w"], { stdin: text, allowFailure, settleOnNetlinkClose: deleting });
 }
 
 function ipt(family: Family, args: string[], allowFailure = false): Promise<RunResult> {
@@ -80,7 +81,7 @@ async function slowTeardown(family: Family, chain: string): Promise<void> {
   }
   const post = await ipt(family, ["-S", "POSTROUTING"]);
   const jumps = post.stdout.split("\n").filter((l) => l.startsWith("-A POSTROUTING ") && jumpsTo(l, chain));
-  await restore(family, iptablesTeardownPlan(jumps, [chain]));
+  await restore(family, iptablesTeardownPlan(jumps, [chain]), false, true);
 }
 
 export async function teardownIptables(ref: MasqRef): Promise<void> {
@@ -91,7 +92,7 @@ export async function teardownIptables(ref: MasqRef): Promise<void> {
       .filter((f) => bin(f, "ipt") && bin(f, "restore"))
       .map(async (f) => {
         if (ref.addresses) {
-          const fast = await restore(f, iptablesFastTeardownPlan({ ...ref, addresses: ref.addresses }, f), true);
+          const fast = await restore(f, iptablesFastTeardownPlan({ ...ref, addresses: ref.addresses }, f), true, true);
           if (fast.code === 0) return;
           // No chain means no jump to it can exist either (the kernel refuses dangling jumps).
           if (fast.stderr.includes(`Chain '${chain}' does not exist`)) return;

@@ -53,9 +53,10 @@ export async function retryInterrupted(call: () => Promise<RunResult>, tries = N
   }
 }
 
-async function nft(args: string[], stdin?: string, allowFailure = false): Promise<RunResult> {
+/** `deleting`: as for iptables-restore in ./iptables.ts, settle once nft has closed its netlink socket. */
+async function nft(args: string[], stdin?: string, allowFailure = false, deleting = false): Promise<RunResult> {
   const argv = [tool("nft"), ...args];
-  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true }));
+  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true, settleOnNetlinkClose: deleting }));
   if (r.code !== 0 && !allowFailure) throw new CommandFailedError(argv, r.code, r.stderr);
   return r;
 }
@@ -96,7 +97,7 @@ export async function teardownNftables(ref: MasqRef): Promise<void> {
     // kernel commits only when it is safe — see nftKnownTeardownPlan. Anything else (an
     // element of another owner, an address the chain has that prevResult lacks, no
     // chain or table) aborts it whole, and the read below sorts it out.
-    const r = await nft(["-f", "-"], nftKnownTeardownPlan(ref.network, known, chain), true);
+    const r = await nft(["-f", "-"], nftKnownTeardownPlan(ref.network, known, chain), true, true);
     if (r.code === 0) return;
   }
   // One read: our chain and the elements of the addresses we know.
@@ -116,7 +117,7 @@ export async function teardownNftables(ref: MasqRef): Promise<void> {
     const targets = await Promise.all(ips.map((ip) => elementTarget(ref.network, ip)));
     owned = ips.filter((_, i) => targets[i] === chain);
   }
-  await nft(["-f", "-"], nftTeardownPlan(ref.network, owned, [chain]));
+  await nft(["-f", "-"], nftTeardownPlan(ref.network, owned, [chain]), false, true);
 }
 
 /** One spawn when all is well: lists the attachment chain, the base chain and each element. */

@@ -32,6 +32,12 @@ describe("run", () => {
     expect(written).toBe(3);
   });
 
+  // The early settle itself needs nf_tables: test/integration/exec-netlink.test.ts.
+  it("settleOnNetlinkClose: a child that never closes a netlink socket settles at its exit", async () => {
+    const r = await run(["/bin/sh", "-c", "sleep 0.1; exit 5"], { settleOnNetlinkClose: true, allowFailure: true });
+    expect(r.code).toBe(5);
+  });
+
   it("reports a tool that cannot be run", async () => {
     await expect(run(["/nonexistent/tool"])).rejects.toThrow(/cannot run \/nonexistent\/tool/);
   });
