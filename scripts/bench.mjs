@@ -21,6 +21,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchNetConf } from "./bench/netconf.mjs";
+import { forgetNftMarkers } from "./bench/nft-markers.mjs";
 import { markdownReport, round, stats } from "./bench/report.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -223,6 +224,7 @@ function emergencyCleanup() {
     }
   }
   const names = new Set([...liveNetns, ...listOurNetns()]);
+  for (const n of names) if (!/-p\d+$/.test(n)) forgetNftMarkers(n);
   if (names.size > 0) {
     ipSync(["-force", "-batch", "-"], [...names].filter((n) => n.startsWith(`${PREFIX}${RUN}-`)).map((n) => `netns del ${n}\n`).join(""));
   }
@@ -343,6 +345,7 @@ function containerId(node, n) {
 async function createNode(c, phase) {
   const name = nsName(c.short, phase);
   await addNetns([name]);
+  forgetNftMarkers(name); // left by an earlier namespace with this inode
   const lo = await ipAsync(["-n", name, "link", "set", "lo", "up"]);
   if (lo.code !== 0) throw new Error(`lo up in ${name}: ${lo.stderr}`);
   const dataDir = join(TMP, `${c.short}-${phase}`);
@@ -424,6 +427,7 @@ async function destroyNode(node) {
   await node.runner.stop();
   await delNetns(node.pods.map((p) => p.name));
   const waited = await waitVeths(node.name, 0);
+  forgetNftMarkers(node.name);
   await delNetns([node.name]);
   rmSync(node.dataDir, { recursive: true, force: true });
   return waited;

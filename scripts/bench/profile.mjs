@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { benchNetConf } from "./netconf.mjs";
+import { forgetNftMarkers } from "./nft-markers.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { values: opt } = parseArgs({
@@ -46,6 +47,7 @@ function sh(argv, input) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 function cleanup() {
+  forgetNftMarkers(NODE);
   if (made.length) sh(["ip", "-force", "-batch", "-"], made.map((n) => `netns del ${n}\n`).join(""));
   made.length = 0;
   rmSync(TMP, { recursive: true, force: true });
@@ -138,6 +140,7 @@ function timeline(file) {
 try {
   sh(["ip", "netns", "add", NODE]);
   made.push(NODE);
+  forgetNftMarkers(NODE); // left by an earlier namespace with this inode
   sh(["ip", "-n", NODE, "link", "set", "lo", "up"]);
   for (let i = 0; i < PODS; i++) plugin("ADD", pod());
   const plain = [];

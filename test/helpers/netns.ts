@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { forgetNftMarkers } from "../../scripts/bench/nft-markers.mjs";
 import { registerCleanup } from "./cleanup.js";
 import { run, runAsync, mustRun, tool } from "./exec.js";
 import type { RunOptions, RunResult } from "./exec.js";
@@ -45,6 +46,7 @@ export function netnsExists(name: string): boolean {
 /** Delete one of our netns; a netns that is already gone is fine. */
 export function deleteNetns(name: string): void {
   assertOurs(name);
+  forgetNftMarkers(name);
   const r = run(tool("ip"), ["netns", "delete", name]);
   if (r.code !== 0 && netnsExists(name)) throw new Error(`ip netns delete ${name}: ${r.stderr.trim()}`);
 }
@@ -53,6 +55,7 @@ export function deleteNetns(name: string): void {
 export function createNetns(kind = "ns"): Netns {
   const name = uniqueName(kind);
   mustRun(tool("ip"), ["netns", "add", name]);
+  forgetNftMarkers(name); // left by an earlier namespace with this inode (scripts/bench/nft-markers.mjs)
   registerCleanup(`netns ${name}`, () => deleteNetns(name));
   mustRun(tool("ip"), ["-n", name, "link", "set", "lo", "up"]);
   return { name, path: netnsPath(name) };
