@@ -118,6 +118,14 @@ export function iptablesFastTeardownPlan(t: Pick<MasqTarget, "network" | "contai
   return iptablesTeardownPlan(lines, [chainName(t.network, t.containerId)]);
 }
 
+/**
+ * CHECK in one restore: `-C` of every rule ADD writes, the chain's and the jumps. It fails
+ * at the first missing one; the caller then looks closer. Extra rules are not seen here.
+ */
+export function iptablesCheckPlan(t: MasqTarget, family: Family): string {
+  return ["*nat", ...[...chainRules(t, family), ...jumpRules(t, family)].map((r) => ruleLine("-C", r)), "COMMIT", ""].join("\n");
+}
+
 /** Does this saved rule line jump to `chain`? */
 export function jumpsTo(line: string, chain: string): boolean {
   return line.endsWith(` -j ${chain}`) || line.includes(` -j ${chain} `);

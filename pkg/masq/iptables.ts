@@ -15,6 +15,7 @@ import {
   chainRules,
   commentOf,
   familiesOf,
+  iptablesCheckPlan,
   iptablesFastTeardownPlan,
   iptablesSetupPlan,
   iptablesTeardownPlan,
@@ -102,11 +103,15 @@ export async function teardownIptables(ref: MasqRef): Promise<void> {
   );
 }
 
-/** Flat cost: `-S <chain>` and `-C` of each jump, all in parallel. */
+/**
+ * Flat cost: one restore of `-C` lines per family (iptablesCheckPlan) when all is there.
+ * When something is missing, `-S <chain>` and `-C` of each jump, in parallel, say what.
+ */
 export async function checkIptables(t: MasqTarget): Promise<MasqCheck> {
   const chain = chainName(t.network, t.containerId);
   const perFamily = await Promise.all(
     familiesOf(t.addresses).map(async (f) => {
+      if ((await restore(f, iptablesCheckPlan(t, f), true)).code === 0) return [];
       const tag = NAMES[f].ipt;
       const jumps = jumpRules(t, f);
       const [listed, ...checked] = await Promise.all([ipt(f, ["-S", chain], true), ...jumps.map((r) => ipt(f, ["-C", r.chain, ...r.args], true))]);

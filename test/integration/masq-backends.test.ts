@@ -145,9 +145,13 @@ describe("iptables backend", () => {
 
     // A lost jump is reported by check and restored by the next setup.
     mustExecIn(ns, [tool("iptables"), "-t", "nat", "-D", "POSTROUTING", "-s", "10.85.0.5/32", "-m", "comment", "--comment", ownerComment(NET, "c1"), "-j", ch]);
-    expect((api(ns, "check", { backend: "iptables", target: t }).result as { ok: boolean }).ok).toBe(false);
+    expect(api(ns, "check", { backend: "iptables", target: t }).result).toMatchObject({ ok: false, problems: [expect.stringContaining("missing rule -A POSTROUTING -s 10.85.0.5/32")] });
     api(ns, "setup", { backend: "iptables", target: t });
     expect([natLines(ns), natLines(ns, true)]).toEqual(before);
+
+    // So is a rule lost from the pod's chain.
+    mustExecIn(ns, [tool("iptables"), "-t", "nat", "-D", ch, "1"]);
+    expect(api(ns, "check", { backend: "iptables", target: t }).result).toMatchObject({ ok: false, problems: [expect.stringContaining(`chain ${ch} differs`)] });
 
     api(ns, "teardown", { target: t });
     expect([natLines(ns), natLines(ns, true)]).toEqual([[], []]);

@@ -4,6 +4,7 @@ import { parseCidr, type Cidr } from "../../pkg/ip.js";
 import { chainName, masqPlanText, ownerComment } from "../../pkg/masq/index.js";
 import {
   commentOf,
+  iptablesCheckPlan,
   iptablesFastTeardownPlan,
   iptablesGcPlan,
   iptablesSetupPlan,
@@ -88,6 +89,19 @@ describe("iptables plans", () => {
   it("teardown deletes the jump, flushes and deletes the chain", () => {
     expect(iptablesFastTeardownPlan(target(["10.85.0.2/16"]), 4)).toBe(
       ["*nat", `-D POSTROUTING -s 10.85.0.2/32 -m comment --comment ${CM} -j ${CH}`, `-F ${CH}`, `-X ${CH}`, "COMMIT", ""].join("\n"),
+    );
+  });
+
+  it("check plan is -C of the chain's rules and the jump, in one restore", () => {
+    expect(iptablesCheckPlan(target(["10.85.0.2/16"]), 4)).toBe(
+      [
+        "*nat",
+        `-C ${CH} -d 10.85.0.0/16 -m comment --comment ${CM} -j ACCEPT`,
+        `-C ${CH} ! -d 224.0.0.0/4 -m comment --comment ${CM} -j MASQUERADE`,
+        `-C POSTROUTING -s 10.85.0.2/32 -m comment --comment ${CM} -j ${CH}`,
+        "COMMIT",
+        "",
+      ].join("\n"),
     );
   });
 
