@@ -58,8 +58,11 @@ function prepare(inv: Invocation): Prepared {
 class IfnameTakenError extends CniError {}
 
 export async function cmdAdd(inv: Invocation, log: StepLog): Promise<Result> {
-  const p = prepare(inv);
-  if (p.ipam) await validateIpam(p.ipam, inv);
+  const p = await log.step("prepare", async () => {
+    const prepared = prepare(inv);
+    if (prepared.ipam) await validateIpam(prepared.ipam, inv);
+    return prepared;
+  });
   const undo = new UndoStack();
   try {
     const result = await addSteps(inv, p, undo, log);
