@@ -16,15 +16,21 @@ export interface RunOptions {
    */
   onStdinWritten?: () => void;
   /**
-   * Settle (exit code 0) as soon as the child is closing its netlink socket with nothing on
-   * stderr, rather than when it exits; it finishes on its own, also after this process is
-   * gone. For nf_tables tools after a deleting transaction: the kernel has acknowledged
-   * the commit before they close the socket, and the close then blocks 10–25 ms, because
-   * the release of a netfilter netlink socket flushes the kernel's pending destroy work,
-   * which waits for an RCU grace period. A tool that fails says so on stderr before it
-   * closes anything, so a failure still settles at the exit, with its code.
+   * Settle (exit code 0) before the child exits, once it is done with the kernel: it is
+   * inside close(2) of a netlink socket and has written nothing to stderr. For nf_tables
+   * tools after a deleting transaction, that close blocks 10–25 ms: releasing a netfilter
+   * netlink socket flushes the kernel's pending destroy work, which waits for an RCU grace
+   * period. The child finishes on its own, also after this process is gone; a tool that
+   * fails says so on stderr before it closes anything, so a failure still settles at the
+   * exit, with its code.
+   *
+   * A tool may close and reopen its socket before its commit (iptables-nft rebuilding its
+   * cache when a concurrent commit changed the ruleset). With `fillerLine`, stdin is padded
+   * with that line (a comment, to the tool) well beyond the tool's first read, and the
+   * child must also have read all of it: a tool that reads its input line by line and
+   * commits at a line (iptables-restore at COMMIT) reads the end only after the commit.
    */
-  settleOnNetlinkClose?: boolean;
+  settleOnNetlinkClose?: { fillerLine?: string };
 }
 
 export interface RunResult {
@@ -98,7 +104,7 @@ function readFd(fd: number): string {
  * spawn's synchronous part, ~1 MB RSS), and a tool fed a batch and read after it exits
  * needs no streaming. stdin is written with pwrite, so the child reads it from offset 0.
  */
-function fileStdio(stdin: string): [number, number, number] | undefined {
+function fileStdio(stdin: string, filler?: string): { files: [number, number, number]; inputBytes: number } | undefined {
   const fds: number[] = [];
   for (let i = 0; i < 3; i++) {
     const fd = tmpFd();
@@ -109,12 +115,23 @@ function fileStdio(stdin: string): [number, number, number] | undefined {
     fds.push(fd);
   }
   try {
-    if (stdin !== "") writeSync(fds[0]!, stdin, 0);
+    const input = filler ? padded(stdin, filler, fstatSync(fds[0]!).blksize) : stdin;
+    if (input !== "") writeSync(fds[0]!, input, 0);
+    return { files: fds as [number, number, number], inputBytes: Buffer.byteLength(input) };
   } catch {
     for (const f of fds) closeSync(f);
     return undefined;
   }
-  return fds as [number, number, number];
+}
+
+/**
+ * `stdin`, then `line` repeated past two of the file's blocks (stdio reads a block at a
+ * time, st_blksize), so that the end of the input is read only after what precedes it
+ * was acted on (RunOptions.settleOnNetlinkClose).
+ */
+function padded(stdin: string, line: string, blockSize: number): string {
+  const need = 2 * Math.max(blockSize || 4096, 4096) + 1;
+  return stdin + line.repeat(Math.ceil(need / line.length));
 }
 
 /** Which child_process: loaded on first use, so a bun run that spawns with Bun.spawn never loads it. */
@@ -144,8 +161,8 @@ interface Started {
 /**
  * Runs argv with the three files as its stdio until it ends. Under bun this is Bun.spawn:
  * node:child_process is then never loaded, and its spawn costs more (measured with three
- * spawns: ~1.2 ms wall and ~2.6 ms CPU more per invocation). Rejects when the program
- * cannot be started.
+ * spawns: ~1.2 ms wall and ~2.6 ms CPU more per invocation). A program that cannot be
+ * started throws (bun) or rejects `ended` (Node).
  */
 function spawnWithFiles(argv: readonly string[], opts: RunOptions, files: readonly number[]): Started {
   const env = opts.env ?? process.env;
@@ -176,12 +193,22 @@ function closingNetlinkSocket(pid: number): boolean {
   }
 }
 
+/** The offset of our descriptor `fd` (shared with the child it was given to as stdin). */
+function offsetOf(fd: number): number {
+  try {
+    return Number(/^pos:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "latin1"))?.[1] ?? -1);
+  } catch {
+    return -1;
+  }
+}
+
 /**
- * Resolves once `pid` is closing a netlink socket while `stderrFd` is still empty (see
- * RunOptions.settleOnNetlinkClose); never resolves otherwise. Polls every ms until `until`
- * settles.
+ * Resolves once the child is done with the kernel (RunOptions.settleOnNetlinkClose): it
+ * is closing a netlink socket, `files[2]` (stderr) is empty and, when `inputBytes` is
+ * given, it has read that much of `files[0]`. Never resolves otherwise. Polls every ms
+ * until `until` settles.
  */
-function netlinkClosing(pid: number, stderrFd: number, until: Promise<unknown>): Promise<"closing"> {
+function doneWithKernel(pid: number, files: readonly number[], inputBytes: number | undefined, until: Promise<unknown>): Promise<"done"> {
   let done = false;
   void until.then(
     () => (done = true),
@@ -190,7 +217,7 @@ function netlinkClosing(pid: number, stderrFd: number, until: Promise<unknown>):
   return new Promise((resolve) => {
     const poll = (): void => {
       if (done) return;
-      if (closingNetlinkSocket(pid) && fstatSync(stderrFd).size === 0) return resolve("closing");
+      if ((inputBytes === undefined || offsetOf(files[0]!) === inputBytes) && closingNetlinkSocket(pid) && fstatSync(files[2]!).size === 0) return resolve("done");
       setTimeout(poll, 1);
     };
     poll();
@@ -198,8 +225,10 @@ function netlinkClosing(pid: number, stderrFd: number, until: Promise<unknown>):
 }
 
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  const files = fileStdio(opts.stdin ?? "");
-  if (!files) return runPiped(argv, opts);
+  const filler = opts.settleOnNetlinkClose?.fillerLine || undefined;
+  const stdio = fileStdio(opts.stdin ?? "", filler);
+  if (!stdio) return runPiped(argv, opts);
+  const { files } = stdio;
   const closeAll = (): void => {
     for (const f of files) closeSync(f);
   };
@@ -211,8 +240,9 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     return Promise.reject(new CniError(CniCode.Internal, `cannot run ${argv[0]}: ${(e as Error).message}`, `command: ${formatCommand(argv)}`, { cause: e }));
   }
   opts.onStdinWritten?.();
+  const inputBytes = filler ? stdio.inputBytes : undefined;
   const ended = opts.settleOnNetlinkClose
-    ? Promise.race([started.ended, netlinkClosing(started.pid, files[2], started.ended).then((): Ended => ({ code: 0, signal: null }))])
+    ? Promise.race([started.ended, doneWithKernel(started.pid, files, inputBytes, started.ended).then((): Ended => ({ code: 0, signal: null }))])
     : started.ended;
   return ended.then(
     ({ code, signal }) => {

@@ -418,6 +418,8 @@ function collectSteps(node) {
     push("wall (runner)", m.ms);
     push("handler (logFile durationMs)", rec.durationMs);
     push("outside handler: start-up + exit", m.ms - rec.durationMs);
+    push("CPU of the plugin process before the handler (logFile cpuMs.startup)", rec.cpuMs?.startup);
+    push("CPU of the plugin process in the handler (logFile cpuMs.handler)", rec.cpuMs?.handler);
     for (const [k, v] of Object.entries(rec.steps ?? {})) push(`step ${k}`, v);
   }
 }

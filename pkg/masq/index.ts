@@ -3,7 +3,7 @@
  * across the iptables and nftables backends. Plans are pure (iptables-plan.ts,
  * nftables-plan.ts); this module only picks and applies them.
  */
-import { existsSync, mkdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { findTool } from "../exec.js";
 import { asCniError, CniCode, CniError } from "../types/errors.js";
 import { familiesOf, iptablesSetupPlan } from "./iptables-plan.js";
@@ -66,13 +66,15 @@ function markNft(network: string): void {
 
 function nftMayHoldState(network: string): boolean {
   if (existsSync(nftMarker(network))) return true;
-  // No marker and no directory to put one in: we cannot tell, so assume it may.
-  return !existsSync(NFT_MARKER_DIR) && !canWrite(NFT_MARKER_DIR);
+  // No marker, and nowhere an ADD could have put one: we cannot tell, so assume it may.
+  return !canWrite(NFT_MARKER_DIR);
 }
 
+/** Whether markers can be written in `dir` (made if missing). */
 function canWrite(dir: string): boolean {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    accessSync(dir, constants.W_OK);
     return true;
   } catch {
     return false;

@@ -46,9 +46,13 @@ export function iptablesAvailable(): boolean {
   return findTool("iptables") !== undefined;
 }
 
-/** `deleting`: the text deletes rules or chains, so the tool's exit waits out an RCU grace period: settle before it (RunOptions.settleOnNetlinkClose). */
+/**
+ * `deleting`: the text deletes rules or chains, so the tool's exit waits out an RCU grace
+ * period: settle before it (RunOptions.settleOnNetlinkClose), once iptables-restore has
+ * read past the COMMIT — the input is padded with comment lines for that.
+ */
 function restore(family: Family, text: string, allowFailure = false, deleting = false): Promise<RunResult> {
-  return run([need(family, "restore"), "--noflush", "-w"], { stdin: text, allowFailure, settleOnNetlinkClose: deleting });
+  return run([need(family, "restore"), "--noflush", "-w"], { stdin: text, allowFailure, ...(deleting ? { settleOnNetlinkClose: { fillerLine: "#\n" } } : {}) });
 }
 
 function ipt(family: Family, args: string[], allowFailure = false): Promise<RunResult> {

@@ -3,6 +3,7 @@
  * described there). One `nft -f -` per ADD; DEL reads one chain and the pod's map elements
  * (all flat), then deletes in one transaction; GC lists our table.
  */
+import { readFileSync } from "node:fs";
 import { CommandFailedError, findTool, run, tool, type RunResult } from "../exec.js";
 import { CniCode, CniError } from "../types/errors.js";
 import { formatIp } from "../ip.js";
@@ -53,12 +54,38 @@ export async function retryInterrupted(call: () => Promise<RunResult>, tries = N
   }
 }
 
-/** `deleting`: as for iptables-restore in ./iptables.ts, settle once nft has closed its netlink socket. */
+/**
+ * `deleting`: as for iptables-restore in ./iptables.ts, settle once nft is closing its
+ * netlink socket — but only with an nft that opens one socket and closes it after its
+ * commit (nftClosesOnlyAtEnd).
+ */
 async function nft(args: string[], stdin?: string, allowFailure = false, deleting = false): Promise<RunResult> {
   const argv = [tool("nft"), ...args];
-  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true, settleOnNetlinkClose: deleting }));
+  const early = deleting && nftClosesOnlyAtEnd(argv[0]!);
+  const r = await retryInterrupted(() => run(argv, { stdin, allowFailure: true, ...(early ? { settleOnNetlinkClose: {} } : {}) }));
   if (r.code !== 0 && !allowFailure) throw new CommandFailedError(argv, r.code, r.stderr);
   return r;
+}
+
+let closesOnlyAtEnd: boolean | undefined;
+
+/**
+ * Whether this nft closes its netlink socket only when it is done: nftables 0.9.9 and
+ * later (before, it closed and reopened it when a cache dump was interrupted). The
+ * version is read from the executable (it holds "1.0.6" as a string of its own); when it
+ * cannot be found, no.
+ */
+export function nftClosesOnlyAtEnd(path: string): boolean {
+  if (closesOnlyAtEnd !== undefined) return closesOnlyAtEnd;
+  let v: number[] = [];
+  try {
+    const m = /\0(\d+)\.(\d+)\.(\d+)\0/.exec(readFileSync(path, "latin1"));
+    if (m) v = m.slice(1, 4).map(Number);
+  } catch {
+    /* unreadable: no */
+  }
+  closesOnlyAtEnd = v.length === 3 && (v[0]! > 0 || v[1]! > 9 || (v[1] === 9 && v[2]! >= 9));
+  return closesOnlyAtEnd;
 }
 
 const ENOENT = /No such file or directory/;

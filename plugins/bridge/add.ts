@@ -15,6 +15,7 @@ import { tool } from "../../pkg/exec.js";
 import { CniCode, CniError, ConfigError, asCniError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import type { CniInterface, Result } from "../../pkg/types/result.js";
+import { settleAll } from "../../pkg/settle.js";
 import { UndoStack } from "../../pkg/undo.js";
 import { applyPodOrThrow, applyVlan, deleteAddrs, deleteHostLink, replaceAddrs } from "./apply.js";
 import { parseBridgeConfig, type BridgeConfig } from "./config.js";
@@ -186,7 +187,8 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
     const pvid = Number(bridgeLink.linkinfo?.info_data?.vlan_default_pvid ?? 1);
     // The VLAN gateway's peer is created by the gateway batch (unless another ADD made it first).
     const ports = (): string[] => [hostVeth, ...(vlanGateway && !vlanGateway.exists ? [vlanGateway.peer] : [])];
-    tasks.push(gateway.then(() => log.step("vlan", () => applyVlan(planVlan(conf, ports(), pvid)))));
+    // Only after the gateway batch; when that failed, its own task reports it (once).
+    tasks.push(gateway.then(() => log.step("vlan", () => applyVlan(planVlan(conf, ports(), pvid))), () => undefined));
   }
   await settleAll(tasks);
 
@@ -283,16 +285,6 @@ function hostSysctls(conf: BridgeConfig, gateways: readonly Cidr[]): void {
   writeSysctl(ifKey(6, conf.bridge, "accept_ra"), "0");
   if (gateways.some((g) => g.ip.family === 4)) writeSysctl(IPV4_FORWARD, "1");
   if (gateways.some((g) => g.ip.family === 6)) writeSysctl(IPV6_FORWARD, "1");
-}
-
-/** Waits for every task; the first failure is thrown, the others go in its details. */
-async function settleAll(tasks: readonly Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(tasks);
-  const errors = results.flatMap((r) => (r.status === "rejected" ? [asCniError(r.reason)] : []));
-  if (errors.length === 0) return;
-  const [first, ...rest] = errors;
-  if (rest.length === 0) throw first!;
-  throw new CniError(first!.code, first!.message, [first!.details, ...rest.map((e) => e.message)].filter(Boolean).join("\n"));
 }
 
 /**

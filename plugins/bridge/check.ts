@@ -10,6 +10,7 @@ import { line, parseFailedLines, parseJsonStream, runBatch, type IpLink, type Ip
 import { ipamCall, resolveIpam } from "../../pkg/ipam.js";
 import { checkMasq, detectBackend } from "../../pkg/masq/index.js";
 import { requireNetns } from "../../pkg/netns.js";
+import { settleAll } from "../../pkg/settle.js";
 import { CniCode, CniError, ConfigError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import type { Result } from "../../pkg/types/result.js";
@@ -102,8 +103,7 @@ export async function cmdCheck(inv: Invocation, log: StepLog): Promise<void> {
     const podStarted = Promise.race([podInput, podView.then(() => undefined, () => undefined)]);
     tasks.push(podStarted.then(() => log.step("ipam", () => ipamCall(resolveIpam(type, inv), "CHECK", inv))));
   }
-  const settled = await Promise.allSettled(tasks);
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  await settleAll(tasks);
   if (problems.length) throw new CniError(CniCode.Internal, `CHECK failed: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`, problems.join("\n"));
 }
 

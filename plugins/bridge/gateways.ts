@@ -6,7 +6,7 @@
  * addresses to put on the bridge, per family.
  */
 import { formatIp, nextIp, networkOf, parseCidr, type Cidr, type Family } from "../../pkg/ip.js";
-import { ConfigError } from "../../pkg/types/errors.js";
+import { CniCode, CniError } from "../../pkg/types/errors.js";
 import type { IpConfig, Result, Route } from "../../pkg/types/result.js";
 import type { BridgeConfig } from "./config.js";
 
@@ -34,12 +34,13 @@ export function computeAddressing(ipam: Result, conf: Pick<BridgeConfig, "isGate
   const defaultDone = new Set<Family>();
   for (const ip of ipam.ips ?? []) {
     const addr = parseCidr(ip.address);
-    if (!addr) throw new ConfigError(`IPAM returned an invalid address ${JSON.stringify(ip.address)}`);
+    // The IPAM plugin's result does not decode (code 6, as for a result that is not JSON).
+    if (!addr) throw new CniError(CniCode.DecodeFailure, `IPAM returned an invalid address ${JSON.stringify(ip.address)}`);
     const family = addr.ip.family;
     let gateway = ip.gateway;
     if (gateway !== undefined && gateway !== "") {
       const g = parseCidr(`${gateway}/${addr.prefix}`);
-      if (!g || g.ip.family !== family) throw new ConfigError(`IPAM returned an invalid gateway ${JSON.stringify(gateway)} for ${ip.address}`);
+      if (!g || g.ip.family !== family) throw new CniError(CniCode.DecodeFailure, `IPAM returned an invalid gateway ${JSON.stringify(gateway)} for ${ip.address}`);
     } else if (conf.isGateway) {
       gateway = formatIp(nextIp(networkOf(addr)));
     } else {

@@ -1,13 +1,20 @@
 /**
- * The opt-in `logFile`: one JSON line per invocation (command, container, the
- * duration of each step, outcome). Steps are timed whether or not a log is kept;
- * it costs a clock read.
+ * The opt-in `logFile`: one JSON line per invocation (command, container, the duration
+ * of each step, this process's CPU time, outcome). Steps are timed whether or not a log
+ * is kept; it costs a clock read.
  */
 import { appendFileSync } from "node:fs";
 import { asCniError } from "../../pkg/types/errors.js";
 
+/** CPU time of this process so far (user + system, all threads), in ms. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 export class StepLog {
   private readonly start = performance.now();
+  private readonly cpuStart = cpuMs();
   private readonly steps: Record<string, number> = {};
   readonly notes: string[] = [];
 
@@ -35,6 +42,9 @@ export class StepLog {
       time: new Date().toISOString(),
       ...fields,
       durationMs: round(performance.now() - this.start),
+      // This process's CPU (children not included): before the handler (runtime start-up,
+      // loading, stdin) and in it. On 2 cores it competes with the tools it spawned.
+      cpuMs: { startup: round(this.cpuStart), handler: round(cpuMs() - this.cpuStart) },
       steps: this.steps,
       ...(this.notes.length ? { notes: this.notes } : {}),
       outcome,

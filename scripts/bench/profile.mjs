@@ -5,9 +5,14 @@
 // run: when the plugin read its stdin (start-up done), each spawned tool (start → exit), the
 // IPAM files, the result write, the exit. Also times the same command without strace.
 //
+// --cpu instead: CPU time per command by process name (the plugin, each tool it spawned,
+// kernel workers), from `perf record -e cpu-clock -a` (Debian package linux-perf) around
+// --runs commands, minus the same harness running /bin/true instead of the plugin.
+//
 //   node scripts/bench/profile.mjs --contender tscni-nftables --pods 20 --runs 5 [--command ADD]
 //   node scripts/bench/profile.mjs --contender reference
-import { spawnSync } from "node:child_process";
+//   node scripts/bench/profile.mjs --contender tscni-iptables --cpu --runs 30
+import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -27,6 +32,7 @@ const { values: opt } = parseArgs({
     subnet: { type: "string", default: "10.85.0.0/16" },
     "tscni-dir": { type: "string" },
     raw: { type: "boolean", default: false },
+    cpu: { type: "boolean", default: false },
   },
 });
 if (process.getuid?.() !== 0) throw new Error("run as root");
@@ -70,9 +76,9 @@ function pod() {
 function envArgs(cmd, p) {
   return ["env", "-i", `PATH=${PATHV}`, `CNI_COMMAND=${cmd}`, `CNI_CONTAINERID=${p.id}`, `CNI_NETNS=/var/run/netns/${p.name}`, "CNI_IFNAME=eth0", `CNI_PATH=${dir}`];
 }
-function plugin(cmd, p, prev, wrap = []) {
+function plugin(cmd, p, prev, wrap = [], exe = join(dir, "bridge")) {
   const t0 = process.hrtime.bigint();
-  const r = sh(["ip", "netns", "exec", NODE, ...wrap, ...envArgs(cmd, p), join(dir, "bridge")], conf(prev));
+  const r = sh(["ip", "netns", "exec", NODE, ...wrap, ...envArgs(cmd, p), exe], conf(prev));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.code !== 0) throw new Error(`${cmd} failed: ${r.stdout} ${r.stderr}`);
   return { ms, result: r.stdout ? JSON.parse(r.stdout) : null };
@@ -137,12 +143,58 @@ function timeline(file) {
   return { total, ev: folded, spawned };
 }
 
+const PERF_HZ = 10000;
+
+/** Samples per process name while `work` runs, from a system-wide `perf record`. */
+async function perfSamples(work) {
+  const file = join(TMP, `perf-${randomBytes(3).toString("hex")}.data`);
+  const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", String(PERF_HZ), "-a", "-o", file], { stdio: "ignore" });
+  const exited = new Promise((r) => perf.on("exit", r));
+  perf.on("error", (e) => {
+    throw new Error(`perf: ${e.message} (Debian package linux-perf)`);
+  });
+  await new Promise((r) => setTimeout(r, 500)); // let it start recording
+  work();
+  perf.kill("SIGINT");
+  await exited;
+  const rep = sh(["perf", "report", "-i", file, "--sort", "comm", "-F", "sample,comm", "-q"]);
+  if (rep.code !== 0) throw new Error(`perf report: ${rep.stderr}`);
+  const out = new Map();
+  for (const line of rep.stdout.split("\n")) {
+    const m = /^\s*(\d+)\s+(.+?)\s*$/.exec(line);
+    if (m) out.set(m[2], (out.get(m[2]) ?? 0) + Number(m[1]));
+  }
+  return out;
+}
+
+/** --cpu: ms of CPU per command, by process name, the harness's own subtracted. */
+async function cpuProfile() {
+  const pods = Array.from({ length: RUNS }, () => pod());
+  const prevs = CMD === "ADD" ? pods.map(() => null) : pods.map((p) => plugin("ADD", p).result);
+  const spare = Array.from({ length: RUNS }, () => pod());
+  const base = await perfSamples(() => spare.forEach((p) => plugin(CMD, p, null, [], "/bin/true")));
+  const real = await perfSamples(() => pods.forEach((p, i) => plugin(CMD, p, prevs[i])));
+  const per = (n) => n / (PERF_HZ / 1000) / RUNS;
+  const rows = [...new Set([...real.keys(), ...base.keys()])]
+    .map((comm) => [comm, per((real.get(comm) ?? 0) - (base.get(comm) ?? 0))])
+    // perf, the idle task and the harness itself (node, and /bin/true standing in for the plugin) are not the command's
+    .filter(([comm, ms]) => Math.abs(ms) >= 0.05 && !["perf", "swapper", "node", "true"].includes(comm))
+    .sort((a, b) => b[1] - a[1]);
+  console.log(`CPU per ${CMD} (${opt.contender}, ${PODS} pods on the node, ${RUNS} commands), ms, by process name, minus the harness (ip netns exec + env) running /bin/true:`);
+  for (const [comm, ms] of rows) console.log(`  ${ms.toFixed(2).padStart(7)}  ${comm}`);
+  console.log(`  ${rows.reduce((a, [, ms]) => a + ms, 0).toFixed(2).padStart(7)}  total`);
+}
+
 try {
   sh(["ip", "netns", "add", NODE]);
   made.push(NODE);
   forgetNftMarkers(NODE); // left by an earlier namespace with this inode
   sh(["ip", "-n", NODE, "link", "set", "lo", "up"]);
   for (let i = 0; i < PODS; i++) plugin("ADD", pod());
+  if (opt.cpu) {
+    await cpuProfile();
+    process.exit(0);
+  }
   const plain = [];
   for (let i = 0; i < RUNS; i++) {
     const p = pod();

@@ -29,6 +29,7 @@ interface LogLine {
   command: string;
   containerId: string;
   durationMs: number;
+  cpuMs?: { startup: number; handler: number };
   steps: Record<string, number>;
   outcome: "ok" | { code: number; msg: string };
 }
@@ -67,8 +68,10 @@ describeOurs("bridge smoke (tscni)", () => {
     const lines = logLines(logFile);
     expect(lines.map((l) => l.command)).toEqual(["ADD", "ADD", "CHECK", "DEL", "DEL"]);
     expect(lines.every((l) => l.outcome === "ok")).toBe(true);
-    // The second ADD finds the gateway in place: links batch, IPAM in-process, pod ∥ masquerade; no gateway batch.
-    expect(Object.keys(lines[1]!.steps).sort()).toEqual(["host", "host-sysctl", "ipam", "masq", "pod", "port-up"]);
+    // The second ADD finds the gateway in place: validation, links batch, IPAM in-process,
+    // pod ∥ masquerade; no gateway batch. Each record has the plugin process's CPU time.
+    expect(Object.keys(lines[1]!.steps).sort()).toEqual(["host", "host-sysctl", "ipam", "masq", "pod", "port-up", "prepare"]);
+    expect(lines[1]!.cpuMs).toEqual({ startup: expect.any(Number), handler: expect.any(Number) });
     expect(Object.keys(lines[0]!.steps)).toContain("gateway");
   });
 

@@ -1,8 +1,8 @@
 // pkg/exec's settleOnNetlinkClose against the real kernel: an nf_tables tool that deleted
-// something is done once it closes its netlink socket, and that close then waits for an
-// RCU grace period. run() must settle inside that wait — while the tool still runs — with
-// the deletion already in the kernel, and must still report a failing tool by its exit
-// code. Everything happens in a throwaway netns.
+// something is done once it closes its netlink socket after reading all of its (padded)
+// input, and that close then waits for an RCU grace period. run() must settle inside that
+// wait — while the tool still runs — with the deletion already in the kernel, and must
+// still report a failing tool by its exit code. Everything happens in a throwaway netns.
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { run } from "../../pkg/exec.js";
@@ -43,7 +43,7 @@ describe("run with settleOnNetlinkClose", () => {
     natWithChains(ns.name, 3);
     for (let i = 1; i <= 3; i++) {
       const argv = [tool("nsenter"), `--net=${ns.path}`, tool("iptables-restore"), "--noflush", "-w"];
-      const r = await run(argv, { stdin: teardown(i), settleOnNetlinkClose: true });
+      const r = await run(argv, { stdin: teardown(i), settleOnNetlinkClose: { fillerLine: "#\n" } });
       // nsenter execs the tool: the child's comm is the tool's (truncated to 15 bytes).
       const alive = runningChildren("iptables-restor");
       expect(r).toMatchObject({ code: 0, stderr: "" });
@@ -57,7 +57,7 @@ describe("run with settleOnNetlinkClose", () => {
     const ns = createNetns("exec");
     natWithChains(ns.name, 1);
     const argv = [tool("nsenter"), `--net=${ns.path}`, tool("iptables-restore"), "--noflush", "-w"];
-    const r = await run(argv, { stdin: teardown(7), settleOnNetlinkClose: true, allowFailure: true });
+    const r = await run(argv, { stdin: teardown(7), settleOnNetlinkClose: { fillerLine: "#\n" }, allowFailure: true });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/line 2 failed|does not exist|Bad rule/i);
     expect(iptablesSave(ns.name, "nat")).toMatch(/-A CNI-c1 /);

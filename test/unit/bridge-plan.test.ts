@@ -47,6 +47,11 @@ describe("computeAddressing", () => {
     expect(a.gateways).toEqual([]);
     expect(a.routes).toEqual([{ dst: "0.0.0.0/0" }]);
   });
+  it("an IPAM result with an address or gateway that does not parse is a decode failure (code 6)", () => {
+    const conf = { isGateway: true, isDefaultGateway: false };
+    expect(() => computeAddressing({ cniVersion: "1.1.0", ips: [{ address: "10.85.0.500/16" }] }, conf)).toThrow(expect.objectContaining({ code: 6 }));
+    expect(() => computeAddressing({ cniVersion: "1.1.0", ips: [{ address: "10.85.0.5/16", gateway: "fd00::1" }] }, conf)).toThrow(expect.objectContaining({ code: 6, message: expect.stringContaining("invalid gateway") }));
+  });
 });
 
 describe("planLinks / planGateway (golden)", () => {

@@ -34,7 +34,7 @@ describe("run", () => {
 
   // The early settle itself needs nf_tables: test/integration/exec-netlink.test.ts.
   it("settleOnNetlinkClose: a child that never closes a netlink socket settles at its exit", async () => {
-    const r = await run(["/bin/sh", "-c", "sleep 0.1; exit 5"], { settleOnNetlinkClose: true, allowFailure: true });
+    const r = await run(["/bin/sh", "-c", "sleep 0.1; exit 5"], { settleOnNetlinkClose: {}, allowFailure: true });
     expect(r.code).toBe(5);
   });
 
