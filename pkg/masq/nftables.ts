@@ -3,7 +3,7 @@
  * described there). One `nft -f -` per ADD; DEL reads one chain and the pod's map elements
  * (all flat), then deletes in one transaction; GC lists our table.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { CommandFailedError, findTool, run, tool, type RunResult } from "../exec.js";
 import { CniCode, CniError } from "../types/errors.js";
 import { formatIp } from "../ip.js";
@@ -67,25 +67,28 @@ async function nft(args: string[], stdin?: string, allowFailure = false, deletin
   return r;
 }
 
-let closesOnlyAtEnd: boolean | undefined;
+const closesOnlyAtEnd = new Map<string, boolean>();
 
 /**
- * Whether this nft closes its netlink socket only when it is done: nftables 0.9.9 and
- * later (before, it closed and reopened it when a cache dump was interrupted). The
- * version is read from the executable (it holds "1.0.6" as a string of its own); when it
- * cannot be found, no.
+ * Whether the nft at `path` closes its netlink socket only when it is done: nftables
+ * 0.9.9 and later (before, it closed and reopened it when a cache dump was interrupted).
+ * The version is read from the executable (it holds "1.0.6" as a string of its own); when
+ * it cannot be found, no.
  */
 export function nftClosesOnlyAtEnd(path: string): boolean {
-  if (closesOnlyAtEnd !== undefined) return closesOnlyAtEnd;
+  const known = closesOnlyAtEnd.get(path);
+  if (known !== undefined) return known;
   let v: number[] = [];
   try {
-    const m = /\0(\d+)\.(\d+)\.(\d+)\0/.exec(readFileSync(path, "latin1"));
+    // nft is a small front end to libnftables (~30 KB); a big static build is not searched.
+    const m = statSync(path).size <= 4 << 20 ? /\0(\d+)\.(\d+)\.(\d+)\0/.exec(readFileSync(path, "latin1")) : null;
     if (m) v = m.slice(1, 4).map(Number);
   } catch {
     /* unreadable: no */
   }
-  closesOnlyAtEnd = v.length === 3 && (v[0]! > 0 || v[1]! > 9 || (v[1] === 9 && v[2]! >= 9));
-  return closesOnlyAtEnd;
+  const yes = v.length === 3 && (v[0]! > 0 || v[1]! > 9 || (v[1] === 9 && v[2]! >= 9));
+  closesOnlyAtEnd.set(path, yes);
+  return yes;
 }
 
 const ENOENT = /No such file or directory/;

@@ -1,4 +1,7 @@
 // Golden plans of the masquerade backends: the text fed to iptables-restore / nft.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseCidr, type Cidr } from "../../pkg/ip.js";
 import { chainName, masqPlanText, ownerComment } from "../../pkg/masq/index.js";
@@ -12,7 +15,7 @@ import {
   ownedChains,
 } from "../../pkg/masq/iptables.js";
 import { goQuote, goUnquote, containerIdOfComment } from "../../pkg/masq/names.js";
-import { addressesInChain, jumpTargetOf, NFT_TRIES, nftComment, nftGcPlan, nftKnownTeardownPlan, nftPodChain, nftSetupPlan, nftTeardownPlan, retryInterrupted } from "../../pkg/masq/nftables.js";
+import { addressesInChain, jumpTargetOf, NFT_TRIES, nftClosesOnlyAtEnd, nftComment, nftGcPlan, nftKnownTeardownPlan, nftPodChain, nftSetupPlan, nftTeardownPlan, retryInterrupted } from "../../pkg/masq/nftables.js";
 import type { MasqTarget } from "../../pkg/masq/types.js";
 
 const c = (s: string): Cidr => parseCidr(s)!;
@@ -245,5 +248,30 @@ describe("masqPlanText", () => {
   });
   it("nftables: one transaction", () => {
     expect(masqPlanText("nftables", target(["10.85.0.2/16"]))).toMatch(/^# nft -f -\nadd table inet tscni_masq\n/);
+  });
+});
+
+describe("nftClosesOnlyAtEnd (whether DEL may settle when nft closes its socket)", () => {
+  it("reads the version string out of the executable: 0.9.9 and later only", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tscni-nftv-"));
+    try {
+      const exe = (name: string, body: string): string => {
+        const f = join(dir, name);
+        writeFileSync(f, `\x7fELF\0GLIBC_2.2.5\0${body}\0more\0`, "latin1");
+        return f;
+      };
+      expect(nftClosesOnlyAtEnd(exe("a", "1.0.6"))).toBe(true);
+      expect(nftClosesOnlyAtEnd(exe("b", "0.9.9"))).toBe(true);
+      expect(nftClosesOnlyAtEnd(exe("c", "0.9.8"))).toBe(false);
+      expect(nftClosesOnlyAtEnd(exe("d", "no version here"))).toBe(false);
+      expect(nftClosesOnlyAtEnd(join(dir, "missing"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says yes for this machine's nft, where there is one", () => {
+    const nft = ["/usr/sbin/nft", "/sbin/nft"].find((p) => existsSync(p));
+    if (nft) expect(nftClosesOnlyAtEnd(nft)).toBe(true);
   });
 });
