@@ -51,23 +51,15 @@ const VALIDATE: Partial<Record<string, (inv: Invocation) => Promise<void>>> = {
 };
 
 /**
- * Whether an in-process host-local reservation of `ips` was held before `sinceMs` (epoch
- * ms): its file under <dataDir>/<network>/ (the reference's on-disk layout) is older than
- * that, by a margin covering the coarse file clock (a tick, ≤ 10 ms). True only when sure;
- * a missing file or another IPAM type says false. ADD runs IPAM in parallel with the link
- * batch, and uses this when the batch finds CNI_IFNAME taken: a repeated ADD of a live
- * attachment got its existing address back, which must not be released by the rollback.
+ * Whether the addresses of an in-process host-local ADD's `result` were the attachment's
+ * before this ADD (a repeated ADD of a live attachment gets its reservation back). ADD
+ * runs IPAM in parallel with the links batch and asks this when the batch finds CNI_IFNAME
+ * taken: such a reservation must not be released by the rollback. False for any IPAM that
+ * is exec'd (it cannot tell us).
  */
-export async function heldBefore(t: IpamTarget, inv: Invocation, ips: readonly string[], sinceMs: number): Promise<boolean> {
-  if (!t.builtin || t.type !== "host-local" || ips.length === 0) return false;
-  const conf = (await import("../ipam/host-local/config.js")).loadConfig(inv.config, inv.args);
-  return ips.every((ip) => {
-    try {
-      return statSync(`${conf.dataDir}/${conf.network}/${ip}`).mtimeMs < sinceMs - 20;
-    } catch {
-      return false;
-    }
-  });
+export async function reservedBefore(t: IpamTarget, result: Result): Promise<boolean> {
+  if (!t.builtin || t.type !== "host-local") return false;
+  return (await import("../ipam/host-local/commands.js")).reservedBefore(result);
 }
 
 /**

@@ -35,6 +35,17 @@ function ipConfig(a: Allocation): IpConfig {
   return { address: `${formatIp(a.ip)}/${a.range.subnet.prefix}`, gateway: formatIp(a.range.gateway) };
 }
 
+/** Results of ADDs that reserved nothing new: every address was the attachment's already. */
+const reusedResults = new WeakSet<Result>();
+
+/**
+ * Whether `result` came from an in-process ADD that found all of its addresses already
+ * reserved for the attachment (a repeated ADD): a rollback must then not release them.
+ */
+export function reservedBefore(result: Result): boolean {
+  return reusedResults.has(result);
+}
+
 async function add(inv: Invocation, deps: Deps): Promise<Result> {
   const conf = loadConfig(inv.config, inv.args);
   const dns = conf.resolvConf ? readDns(conf.resolvConf) : undefined;
@@ -89,6 +100,7 @@ async function add(inv: Invocation, deps: Deps): Promise<Result> {
   const result: Result = { cniVersion: LATEST_VERSION, ips: allocations.map(ipConfig) };
   if (conf.routes.length) result.routes = conf.routes;
   if (dns) result.dns = dns;
+  if (allocations.length > 0 && allocations.every((a) => !a.fresh)) reusedResults.add(result);
   return result;
 }
 

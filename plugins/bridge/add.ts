@@ -7,7 +7,7 @@
  */
 import { formatCidr, formatIp, parseCidr, subnetOf, type Cidr } from "../../pkg/ip.js";
 import { BatchFailedError, isExists, parseJsonStream, runBatch, type IpAddrInfo, type IpLink } from "../../pkg/iproute2.js";
-import { heldBefore, ipamAdd, ipamCall, resolveIpam, validateIpam, type IpamTarget } from "../../pkg/ipam.js";
+import { ipamAdd, ipamCall, reservedBefore, resolveIpam, validateIpam, type IpamTarget } from "../../pkg/ipam.js";
 import { detectBackend, setupMasq, teardownMasq } from "../../pkg/masq/index.js";
 import { requireNetns } from "../../pkg/netns.js";
 import { ifKey, IPV4_FORWARD, IPV6_FORWARD, writeSysctl } from "../../pkg/sysctl.js";
@@ -99,7 +99,6 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
   // CNI_IFNAME fails the batch; the rollback then releases the address only if this ADD
   // reserved it (a repeated ADD of a live attachment gets its existing address back).
   // An IPAM plugin we exec keeps the reference's order: links first, then IPAM.
-  const started = performance.timeOrigin + performance.now();
   const ipamTarget = p.ipam;
   let inputWritten: () => void = () => {};
   const linksInput = new Promise<void>((r) => (inputWritten = r));
@@ -113,7 +112,7 @@ async function addSteps(inv: Invocation, p: Prepared, undo: UndoStack, log: Step
   const [linksR, ipamR] = await Promise.allSettled([linksP, ipamP]);
   let res: Result | undefined = ipamR.status === "fulfilled" ? ipamR.value : undefined;
   if (ipamTarget && res) {
-    const keep = linksR.status === "rejected" && linksR.reason instanceof IfnameTakenError && (await heldBefore(ipamTarget, inv, (res.ips ?? []).map((i) => i.address.split("/")[0]!), started));
+    const keep = linksR.status === "rejected" && linksR.reason instanceof IfnameTakenError && (await reservedBefore(ipamTarget, res));
     if (!keep) undo.push("IPAM reservation", () => ipamCall(ipamTarget, "DEL", inv));
   }
   if (linksR.status === "rejected") throw linksR.reason;

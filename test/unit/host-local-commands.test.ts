@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createHandlers } from "../../ipam/host-local/commands.js";
+import { createHandlers, reservedBefore } from "../../ipam/host-local/commands.js";
 import { runPlugin } from "../../pkg/skel.js";
 import type { Command, Invocation, NetConf } from "../../pkg/types/netconf.js";
 
@@ -57,6 +57,8 @@ describe("ADD", () => {
     const a = await h.add(inv("ADD", conf()));
     const b = await h.add(inv("ADD", conf()));
     expect(b).toEqual(a);
+    // The bridge's rollback keeps a reservation only when the ADD found all of it in place.
+    expect([reservedBefore(a), reservedBefore(b)]).toEqual([false, true]);
     const c = await h.add(inv("ADD", conf(), "c1", "eth1"));
     expect(c.ips![0]!.address).toBe("10.10.0.3/24");
   });
