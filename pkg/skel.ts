@@ -15,7 +15,8 @@ export interface Handlers {
 /** The dispatcher's I/O, passed in so tests never touch `process`. */
 export interface PluginIO {
   env: Readonly<Record<string, string | undefined>>;
-  readStdin(): Promise<string>;
+  /** `skipTerminal`: an interactive terminal reads as empty rather than being waited for. */
+  readStdin(opts?: { skipTerminal?: boolean }): Promise<string>;
   stdout(text: string): void;
   stderr(text: string): void;
 }
@@ -131,7 +132,7 @@ export async function runPlugin(about: string, handlers: Handlers, io: PluginIO)
   try {
     const command = parseCommand(io.env);
     if (command === "VERSION") {
-      const text = await io.readStdin().catch(() => "");
+      const text = await io.readStdin({ skipTerminal: true }).catch(() => "");
       let asked: unknown;
       try {
         asked = text.trim() ? (JSON.parse(text) as { cniVersion?: unknown }).cniVersion : undefined;

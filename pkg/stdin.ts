@@ -54,7 +54,7 @@ function drainWithoutWaiting(fd: number, limit: number): Drained | undefined {
  * than `timeoutMs` for the end (code 5). Uses fs, not process.stdin, to keep the stream
  * machinery off the start-up path.
  */
-export function readStdin(fd = 0, limit = STDIN_LIMIT_BYTES, timeoutMs = STDIN_TIMEOUT_MS): Promise<string> {
+export function readStdin(fd = 0, limit = STDIN_LIMIT_BYTES, timeoutMs = STDIN_TIMEOUT_MS, opts: StdinOptions = {}): Promise<string> {
   let first: Drained | undefined;
   try {
     first = drainWithoutWaiting(fd, limit);
@@ -62,7 +62,24 @@ export function readStdin(fd = 0, limit = STDIN_LIMIT_BYTES, timeoutMs = STDIN_T
     return Promise.reject(err);
   }
   if (first?.ended) return Promise.resolve(Buffer.concat(first.chunks).toString("utf8"));
+  if (opts.skipTerminal && first && first.total === 0 && isCharacterDevice(fd)) return Promise.resolve("");
   return readToEnd(fd, limit, timeoutMs, first?.chunks ?? [], first?.total ?? 0);
+}
+
+export interface StdinOptions {
+  /**
+   * A terminal with nothing typed yet reads as empty instead of being waited for: a
+   * person running `CNI_COMMAND=VERSION bridge` by hand gets the answer at once.
+   */
+  skipTerminal?: boolean;
+}
+
+function isCharacterDevice(fd: number): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice();
+  } catch {
+    return false;
+  }
 }
 
 /** The rest of stdin with async reads on fd itself, which block (in bun's pool) until the writer writes or closes. */

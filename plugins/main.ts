@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   }
   return runPlugin(plugin.about, plugin.handlers, {
     env: process.env,
-    readStdin: () => readStdin(),
+    readStdin: (opts) => readStdin(0, undefined, undefined, opts),
     stdout: (t) => write(1, t),
     stderr: (t) => write(2, t),
   });

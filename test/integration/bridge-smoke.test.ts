@@ -1,6 +1,7 @@
 // Smoke test of the bridge plugin's own path through ADD, CHECK, DEL: the kernel state,
 // the spawn budget seen in the logFile (one line per invocation, per-step durations),
 // and that a failed ADD changes nothing.
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,12 +11,14 @@ import { tool } from "../helpers/exec.js";
 import { autoCleanup } from "../helpers/vitest.js";
 import {
   addPod,
+  BRIDGE_EXE,
   callBridge,
   cniNatLines,
   delPod,
   describeOurs,
   globalCidrs,
   hostVethOf,
+  itOurs,
   netConf,
   podIp,
   procSys,
@@ -107,5 +110,25 @@ describe("bridge smoke: VERSION", () => {
     const r = callBridge(node, "VERSION", { cniVersion: "1.1.0" });
     expect(r.code).toBe(0);
     expect((r.json as { supportedVersions: string[] }).supportedVersions).toContain("0.1.0");
+  });
+
+  itOurs("answers at once when stdin is a terminal nobody types into (run by hand)", async () => {
+    // script(1) (Debian's bsdutils) gives the plugin a pseudo-terminal as stdin; script's own
+    // stdin stays open, so the terminal never reaches its end.
+    const t0 = performance.now();
+    const child = spawn(tool("script"), ["-qec", `CNI_COMMAND=VERSION ${BRIDGE_EXE}`, "/dev/null"], { stdio: ["pipe", "pipe", "ignore"] });
+    const answeredMs = await new Promise<number | undefined>((resolve) => {
+      let out = "";
+      const timer = setTimeout(() => resolve(undefined), 8000); // the stdin timeout is 10 s
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('"supportedVersions"')) {
+          clearTimeout(timer);
+          resolve(performance.now() - t0);
+        }
+      });
+    });
+    child.kill();
+    expect(answeredMs, "VERSION waited for the terminal").toBeLessThan(5000);
   });
 });
