@@ -1,5 +1,6 @@
 import type * as ChildProcess from "node:child_process";
 import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { pollUntil } from "./poll.js";
 import { CniCode, CniError } from "./types/errors.js";
 
 /** The only place that spawns processes. */
@@ -205,23 +206,10 @@ function offsetOf(fd: number): number {
 /**
  * Resolves once the child is done with the kernel (RunOptions.settleOnNetlinkClose): it
  * is closing a netlink socket, `files[2]` (stderr) is empty and, when `inputBytes` is
- * given, it has read that much of `files[0]`. Never resolves otherwise. Polls every ms
- * until `until` settles.
+ * given, it has read that much of `files[0]`. Never resolves otherwise.
  */
-function doneWithKernel(pid: number, files: readonly number[], inputBytes: number | undefined, until: Promise<unknown>): Promise<"done"> {
-  let done = false;
-  void until.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  return new Promise((resolve) => {
-    const poll = (): void => {
-      if (done) return;
-      if ((inputBytes === undefined || offsetOf(files[0]!) === inputBytes) && closingNetlinkSocket(pid) && fstatSync(files[2]!).size === 0) return resolve("done");
-      setTimeout(poll, 1);
-    };
-    poll();
-  });
+function doneWithKernel(pid: number, files: readonly number[], inputBytes: number | undefined, until: Promise<unknown>): Promise<void> {
+  return pollUntil(() => (inputBytes === undefined || offsetOf(files[0]!) === inputBytes) && closingNetlinkSocket(pid) && fstatSync(files[2]!).size === 0, until);
 }
 
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {

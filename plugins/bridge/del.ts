@@ -11,6 +11,7 @@ import { isNoDevice, line, parseJsonStream, runBatch, BatchFailedError, type IpL
 import { ipamCall, resolveIpam } from "../../pkg/ipam.js";
 import { detectBackend, teardownMasq } from "../../pkg/masq/index.js";
 import { netnsState } from "../../pkg/netns.js";
+import { pollUntil } from "../../pkg/poll.js";
 import { CniError, asCniError } from "../../pkg/types/errors.js";
 import type { Invocation } from "../../pkg/types/netconf.js";
 import { ownerAlias } from "./add.js";
@@ -109,14 +110,5 @@ async function deleteLink(inv: Invocation, bridge: string, inNetns: boolean, wan
 
 /** Resolves "unlisted" once `name` is no longer a link of this namespace; stops when `until` settles. */
 function unlisted(name: string, until: Promise<unknown>): Promise<"unlisted"> {
-  let done = false;
-  void until.finally(() => (done = true));
-  return new Promise((resolve) => {
-    const poll = (): void => {
-      if (done) return;
-      if (!linkExists(name)) resolve("unlisted");
-      else setTimeout(poll, 1);
-    };
-    setTimeout(poll, 1);
-  });
+  return pollUntil(() => !linkExists(name), until).then(() => "unlisted" as const);
 }
